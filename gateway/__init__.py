@@ -1,0 +1,51 @@
+"""Manifold: a plugin-based MCP aggregator gateway. This module is the public API for plugins."""
+
+from gateway.backends import Backend, BackendConfig, BackendListener, CallContext, FallbackTarget, ToolFilter
+from gateway.errors import (
+    BackendError,
+    BackendProtocolError,
+    BackendTimeout,
+    BackendUnavailable,
+    ConfigError,
+    GatewayError,
+    PluginError,
+    Problem,
+    RoutingError,
+    UnknownTool,
+)
+from gateway.hookspecs import hookimpl, hookspec
+from gateway.local import LocalBackend, ToolError, as_result, error_result, tool
+from gateway.middleware import CallNext, Middleware, ToolCall
+from gateway.patterns.base import Pattern, ToolInfo, Toolbox
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "BackendError",
+    "BackendListener",
+    "BackendProtocolError",
+    "BackendTimeout",
+    "BackendUnavailable",
+    "CallContext",
+    "CallNext",
+    "ConfigError",
+    "FallbackTarget",
+    "GatewayError",
+    "LocalBackend",
+    "Middleware",
+    "Pattern",
+    "PluginError",
+    "Problem",
+    "RoutingError",
+    "ToolCall",
+    "ToolError",
+    "ToolFilter",
+    "ToolInfo",
+    "Toolbox",
+    "UnknownTool",
+    "as_result",
+    "error_result",
+    "hookimpl",
+    "hookspec",
+    "tool",
+]

@@ -1,0 +1,1 @@
+"""Coordination patterns: ways to run several tool calls as one request."""

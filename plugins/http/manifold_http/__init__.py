@@ -1,0 +1,1 @@
+"""Manifold backend type `http`: a remote MCP server over streamable HTTP or SSE."""

@@ -1,0 +1,1 @@
+"""Manifold backend type `stdio`: an MCP server run as a child process."""
