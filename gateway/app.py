@@ -15,7 +15,6 @@ from gateway.backends import Backend, BackendConfig, CallContext
 from gateway.errors import ConfigError, Problem
 from gateway.health import Health, State
 from gateway.metrics import Metrics
-from gateway.patterns.coordinator import Coordinator, RouteConfig
 from gateway.routing import Router
 from gateway.server import GatewayServer
 from gateway.settings import Config
@@ -63,7 +62,7 @@ class Gateway:
         self.mcp = GatewayServer(self.router, version=VERSION)
         self.supervisors = [
             Supervisor(b, self.health[n], self.router.set_listing, s.health_interval_s,
-                       self.mcp.notify_resource_updated)
+                       self.mcp.notify_resource_updated, backoff_start_s=s.restart_backoff_s)
             for n, b in self.backends.items() if configs[n].enabled
         ]
         self._add_own_tools()
@@ -77,32 +76,10 @@ class Gateway:
             annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
         )
         self.router.add_own_tool(status_tool, self._status_tool)
-        if not self.registry.patterns:
-            return
-        self.coordinator = Coordinator(self.registry.patterns)
-        coordinate = self.coordinator.tool()
-
-        async def run_plan(arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-            return await self.coordinator.run(arguments, self.router, ctx.progress)
-
-        self.router.add_own_tool(coordinate, run_plan)
-        problems: list[Problem] = []
-        for name, table in self.config.routes.items():
-            try:
-                route = RouteConfig.model_validate(table)
-            except ValueError as exc:
-                problems.append(Problem(self.config.source, f"routes.{name}", _first_line(exc),
-                                        "see docs/patterns.md for a route's keys"))
-                continue
-            self.router.add_own_tool(self.coordinator.route_tool(name, route), self._route_runner(route))
-        if problems:
-            raise ConfigError(problems)
-
-    def _route_runner(self, route: RouteConfig) -> Callable[[dict[str, Any], CallContext], Any]:
-        async def run(arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-            return await self.coordinator.run_route(route, arguments, self.router, ctx.progress)
-
-        return run
+        if self.config.routes:
+            raise ConfigError([Problem(self.config.source, f"routes.{name}",
+                                       "routes are not served yet (coordination patterns are not wired in)",
+                                       "remove the [routes.*] tables") for name in self.config.routes])
 
     def status(self) -> dict[str, Any]:
         return {"version": VERSION, "backends": [h.as_dict() for h in self.health.values()]}
@@ -122,14 +99,20 @@ class Gateway:
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[Gateway]:
         """Start every backend concurrently, and stop them all on exit. Does not wait: see `started`."""
-        async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
-            self._stack = stack
-            for supervisor in self.supervisors:
-                tg.start_soon(supervisor.run, name=f"supervisor-{supervisor.backend.name}")
-            try:
-                yield self
-            finally:
-                tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
+                self._stack = stack
+                for supervisor in self.supervisors:
+                    tg.start_soon(supervisor.run, name=f"supervisor-{supervisor.backend.name}")
+                try:
+                    yield self
+                finally:
+                    tg.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # a start-up ConfigError reaches the caller as itself
+            config_errors, _ = group.split(ConfigError)
+            if config_errors is not None:
+                raise config_errors.exceptions[0] from None
+            raise
 
     async def started(self) -> None:
         """Wait for every first start attempt, check what they listed, enter the plugins' lifespans."""
@@ -137,9 +120,13 @@ class Gateway:
             await supervisor.first_attempt.wait()
         self._check_startup()
         for hook in self.registry.lifespans:
-            cm = hook(gateway=self)
-            if cm is not None:
-                await self._stack.enter_async_context(cm)
+            try:  # a plugin's lifespan that raises costs that plugin, not the gateway
+                cm = hook(gateway=self)
+                if cm is not None:
+                    await self._stack.enter_async_context(cm)
+            except Exception as exc:
+                log.warning("plugin lifespan %s disabled: %s: %s", getattr(hook, "__qualname__", hook),
+                            type(exc).__name__, exc)
 
     def _check_startup(self) -> None:
         problems: list[Problem] = []

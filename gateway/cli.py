@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +32,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         err.print(f"[bold red]manifold: {exc}[/]", highlight=False)
         code = 2
+    except BaseExceptionGroup as group:  # raised inside a task group (serve): report it as itself
+        config_errors, _ = group.split(ConfigError)
+        if config_errors is None:
+            raise
+        err.print(f"[bold red]manifold: {_leaf(config_errors)}[/]", highlight=False)
+        code = 2
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+def _leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,10 +134,18 @@ async def _serve_http(gateway: Gateway) -> None:
     app = build_app(gateway)
     s = gateway.settings
     server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on"))
+
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    # uvicorn re-raises the signal it stopped for once it is done; under the default SIGTERM
+    # action that ends the process before gateway.run() has stopped the backends (and their
+    # children). With this handler in place the re-raised signal just asks to stop again.
+    signal.signal(signal.SIGTERM, stop)
     async with gateway.run():
+        await _start(gateway)  # start-up errors (a name collision) stop us before we listen
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
-            await _start(gateway)
             logging.getLogger("manifold").info("serving MCP at http://%s:%d%s", s.host, s.port, s.path)
             while not server.should_exit:
                 await anyio.sleep(0.2)

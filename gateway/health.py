@@ -33,6 +33,7 @@ BREAKER_COOLDOWN_S = 5.0
 SLOW_MS = 5_000.0
 """Average latency above which a backend is degraded."""
 _EWMA = 0.2
+CHECK_FAILED = "health check failed"
 
 
 @dataclass
@@ -70,6 +71,18 @@ class Health:
         else:
             self.set(State.HEALTHY, "ok")
         self.most_tools = max(self.most_tools, tools)
+
+    def check_passed(self) -> None:
+        """A health check was answered: undo what failed checks did (not a short listing, not the breaker)."""
+        undo = self.state is State.UNAVAILABLE or self.reason.startswith(CHECK_FAILED)
+        if undo and self.breaker_until is None:
+            self.set(State.HEALTHY, "ok")
+
+    def check_failed(self, why: str) -> None:
+        """A health check got no good answer: degraded (a short listing keeps its own reason)."""
+        self.last_error = f"{CHECK_FAILED}: {why}"
+        if self.state in (State.HEALTHY, State.DEGRADED) and not self.reason.startswith("lists"):
+            self.set(State.DEGRADED, self.last_error)
 
     def lost(self, why: str) -> None:
         self.last_error = why

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     separator: str = Field(default="__", min_length=1)
     call_timeout_s: float = Field(default=60.0, gt=0)
     health_interval_s: float = Field(default=10.0, gt=0)
+    restart_backoff_s: float = Field(default=0.5, gt=0, description="first restart delay; doubles up to 30 s")
     stateless: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
@@ -152,11 +153,21 @@ def _read_config_file(path: Path, *, explicit: bool, problems: list[Problem]) ->
         return {}
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
+        duplicates: list[str] = []
+
+        def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            keys = [k for k, _ in pairs]
+            duplicates.extend(sorted({k for k in keys if keys.count(k) > 1}))
+            return dict(pairs)
+
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=no_duplicates)
         except json.JSONDecodeError as exc:
             problems.append(Problem(str(path), f"line {exc.lineno}", f"invalid JSON: {exc.msg}", "fix the syntax"))
             return {}
+        for key in duplicates:
+            problems.append(Problem(str(path), f"mcpServers.{key}", "duplicate key: the later one would hide "
+                                    "the earlier", "give each server its own name"))
         if not isinstance(data, dict):
             problems.append(Problem(str(path), "(top)", "must be an object", 'write {"mcpServers": {...}}'))
             return {}

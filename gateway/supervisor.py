@@ -13,17 +13,19 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 
 from gateway.backends import Backend, BackendListener
 from gateway.catalog import Listing
-from gateway.health import Health, State
+from gateway.health import Health
 
 log = logging.getLogger("manifold.health")
 
 BACKOFF_START_S = 0.5
+"""The first restart delay unless MANIFOLD_RESTART_BACKOFF_S says otherwise; doubles to BACKOFF_MAX_S."""
 BACKOFF_MAX_S = 30.0
 HUNG_AFTER = 3
 """Failed checks in a row after which a connected backend is taken for hung and reopened."""
@@ -33,9 +35,12 @@ OnListing = Callable[[Backend, Listing | None], Awaitable[None]]
 
 async def read_listing(backend: Backend) -> Listing:
     """Every list of the backend, read concurrently."""
-    tools, resources, templates, prompts = [], [], [], []  # type: ignore[var-annotated]
+    tools: list[Any] = []
+    resources: list[Any] = []
+    templates: list[Any] = []
+    prompts: list[Any] = []
 
-    async def get(target: list[object], fn: Callable[[], Awaitable[list[object]]]) -> None:
+    async def get(target: list[Any], fn: Callable[[], Awaitable[Sequence[Any]]]) -> None:
         target.extend(await fn())
 
     async with anyio.create_task_group() as tg:
@@ -50,8 +55,10 @@ class Supervisor(BackendListener):
     """Keeps one backend connected and its listing current. It is also the backend's listener."""
 
     def __init__(self, backend: Backend, health: Health, on_listing: OnListing, interval_s: float,
-                 on_resource_updated: Callable[[str, str], Awaitable[None]] | None = None) -> None:
+                 on_resource_updated: Callable[[str, str], Awaitable[None]] | None = None,
+                 backoff_start_s: float = BACKOFF_START_S) -> None:
         self.backend = backend
+        self.backoff_start_s = backoff_start_s
         self.health = health
         self._on_listing = on_listing
         self._on_resource_updated = on_resource_updated
@@ -78,12 +85,12 @@ class Supervisor(BackendListener):
 
     async def run(self) -> None:
         """Run until cancelled."""
-        delay = BACKOFF_START_S
+        delay = self.backoff_start_s
         while True:
             self._was_connected = False
             why = await self._connected_once()
             if self._was_connected:
-                delay = BACKOFF_START_S
+                delay = self.backoff_start_s
             self.health.lost(why)
             self.first_attempt.set()
             await self._on_listing(self.backend, None)
@@ -129,15 +136,15 @@ class Supervisor(BackendListener):
                 self.health.connected(len(listing.tools))
                 await self._on_listing(self.backend, listing)
                 continue
+            limit = max(1.0, min(10.0, self.interval_s))
             try:
-                with anyio.fail_after(max(1.0, min(10.0, self.interval_s))):
+                with anyio.fail_after(limit):
                     await self.backend.check()
                 failed_checks = 0
-                if self.health.state is State.UNAVAILABLE:
-                    self.health.set(State.HEALTHY, "ok")
+                self.health.check_passed()
             except Exception as exc:
                 failed_checks += 1
-                self.health.last_error = f"health check failed: {type(exc).__name__}: {exc}"
-                self.health.set(State.DEGRADED, self.health.last_error)
+                self.health.check_failed(f"no answer within {limit:g}s" if isinstance(exc, TimeoutError)
+                                         else f"{type(exc).__name__}: {exc}")
                 if failed_checks >= HUNG_AFTER:
                     return f"{failed_checks} health checks failed in a row; restarting"

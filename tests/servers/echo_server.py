@@ -4,6 +4,13 @@
     python tests/servers/echo_server.py --http 8801         # streamable HTTP on 127.0.0.1:8801/mcp
     python tests/servers/echo_server.py --extra-tools 50    # plus tool_0 ... tool_49
 
+Fault injection (tests/test_health.py): `--extra-tools-file PATH` reads the
+number of extra tools from PATH at start-up (so a restart can list fewer);
+`--refuse-if PATH` exits at once while PATH exists (a backend that cannot
+start); `--helper PIDFILE` starts a long-lived helper process (a descendant
+that outlives a kill -9 of the server) and appends its pid to PIDFILE; `--tag`
+is ignored, a marker to find the processes in /proc.
+
 Tools: echo, slow, fail, crash, progress, env, pid, grow (adds a tool and sends
 list_changed), garbage (writes a non-JSON line to stdout on stdio).
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -33,7 +41,8 @@ def obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, A
 BASE_TOOLS = [
     types.Tool(name="echo", description="Echo a message back", input_schema=obj({"message": {"type": "string"}}, ["message"]),
                annotations=types.ToolAnnotations(read_only_hint=True)),
-    types.Tool(name="slow", description="Sleep, then answer", input_schema=obj({"seconds": {"type": "number"}, "marker": {"type": "string"}}, ["seconds"])),
+    types.Tool(name="slow", description="Sleep, then answer", input_schema=obj({"seconds": {"type": "number"}, "marker": {"type": "string"},
+                                                                                 "started": {"type": "string"}}, ["seconds"])),
     types.Tool(name="fail", description="Return an isError result", input_schema=obj({})),
     types.Tool(name="crash", description="Raise inside the handler (a JSON-RPC error)", input_schema=obj({})),
     types.Tool(name="progress", description="Report progress N times", input_schema=obj({"steps": {"type": "integer"}}, ["steps"])),
@@ -61,6 +70,9 @@ def build(extra_tools: int, name: str) -> Server[Any]:
                                             _meta={"test/server": name})
             case "slow":
                 marker = args.get("marker")
+                if args.get("started"):  # a file that tells a test the call is in flight
+                    with open(str(args["started"]), "w") as f:
+                        f.write("started")
                 try:
                     await anyio.sleep(float(args["seconds"]))
                 except anyio.get_cancelled_exc_class():
@@ -118,8 +130,20 @@ def main() -> None:
     parser.add_argument("--http", type=int, help="serve streamable HTTP on this port")
     parser.add_argument("--extra-tools", type=int, default=0)
     parser.add_argument("--name", default="echo")
+    parser.add_argument("--extra-tools-file", help="read --extra-tools from this file at start-up")
+    parser.add_argument("--refuse-if", help="exit with status 3 at once while this file exists")
+    parser.add_argument("--helper", help="start a sleeping helper process; append its pid to this file")
+    parser.add_argument("--tag", help="ignored: a marker that shows in /proc/PID/cmdline")
     args = parser.parse_args()
-    server = build(args.extra_tools, args.name)
+    if args.refuse_if and os.path.exists(args.refuse_if):
+        sys.exit(3)
+    if args.helper:
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", f"helper-of-{args.tag}"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(args.helper, "a") as f:
+            f.write(f"{helper.pid}\n")
+    extra = int(open(args.extra_tools_file).read()) if args.extra_tools_file else args.extra_tools
+    server = build(extra, args.name)
     if args.http is not None:
         import uvicorn
         uvicorn.run(server.streamable_http_app(), host="127.0.0.1", port=args.http, log_level="warning")

@@ -3,7 +3,8 @@
 Needs the `postgres` extra (`pip install 'manifold-database[postgres]'`).
 Read-only is the server's doing: a `read_only` backend's connections start
 with `default_transaction_read_only = on`, and every `query` runs in a
-transaction opened with `SET TRANSACTION READ ONLY`.
+transaction opened with `SET TRANSACTION READ ONLY`, as one prepared statement
+(the extended protocol refuses `COMMIT; ...`, so no query can end that transaction).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class PostgresEngine:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION READ ONLY")
-                return await _fetch(await conn.execute(sql, _params(params)), max_rows)
+                return await _fetch(await conn.execute(sql, _params(params), prepare=True), max_rows)
         except psycopg.Error as exc:
             raise ToolError(f"PostgreSQL: {exc}") from exc
 
