@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+
 import anyio
 from mcp import Client
 

@@ -16,7 +16,7 @@ from gateway.errors import (
 from gateway.hookspecs import hookimpl, hookspec
 from gateway.local import LocalBackend, ToolError, as_result, error_result, tool
 from gateway.middleware import CallNext, Middleware, ToolCall
-from gateway.patterns.base import Pattern, ToolInfo, Toolbox
+from gateway.patterns.base import Pattern, Toolbox, ToolInfo
 
 __all__ = [
     "Backend",
