@@ -38,7 +38,7 @@ dev: $(VENV)/.dev $(NPM)/.installed
 
 run: install
 	mkdir -p data
-	$(BIN)/manifold serve
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/manifold serve   # the stdio servers it installs live in .venv/bin
 
 check: install
 	$(BIN)/manifold check
