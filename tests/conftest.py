@@ -6,6 +6,7 @@ that group at teardown; nothing is ever ended by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,16 +52,12 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=10)
     else:
-        try:  # the leader is gone; its group may not be
+        with contextlib.suppress(ProcessLookupError):  # the leader is gone; its group may not be
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
