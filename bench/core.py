@@ -109,7 +109,8 @@ async def _calls(res: Results, tmp: Path) -> None:
                         target=(">=", 0.6) if sessions == 32 else None,
                         note=f"{THROUGHPUT_REPS} runs of {THROUGHPUT_CALLS} calls")
             if sessions == 32:
-                res.note(f"gateway CPU per call at 32 sessions (stdio backend): {gw_cpu['gateway'] / calls * 1e3:.3f} ms")
+                per_call = gw_cpu["gateway"] / calls * 1e3
+                res.note(f"gateway CPU per call at 32 sessions (stdio backend): {per_call:.3f} ms")
     finally:
         stop(gw)
         stop(echo.proc)

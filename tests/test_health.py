@@ -580,12 +580,13 @@ async def test_hundred_forced_restarts_leave_no_process_behind(serve_gateway: An
                                          f"{sorted(left)[:10]}") from None
                 await eventually(now(lambda: not zombie_children(gw.proc.pid)), "every child reaped")
         stop_group(gw.proc)  # a clean shutdown takes the last one with it
+        assert gw.proc.returncode == 0, "the gateway did not shut down cleanly on SIGTERM"
 
         try:
             await eventually(now(lambda: not processes_with(marker)), "no process left after shutdown", 15)
         except AssertionError:
-            left = {pid: cmdline(pid).replace(b"\0", b" ").decode() for pid in processes_with(marker)}
-            raise AssertionError(f"left after the gateway stopped (exit {gw.proc.returncode}): {left}\n"
+            survivors = {pid: cmdline(pid).replace(b"\0", b" ").decode() for pid in processes_with(marker)}
+            raise AssertionError(f"left after the gateway stopped (exit {gw.proc.returncode}): {survivors}\n"
                                  f"{gw.log.read_text()[-3000:]}") from None
     finally:
         for line in helpers.read_text().split() if helpers.exists() else []:
