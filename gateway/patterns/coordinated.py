@@ -26,7 +26,7 @@ import anyio
 
 from gateway.patterns import references
 from gateway.patterns.base import Toolbox
-from gateway.patterns.plan import Plan, PlanResult, Step, StepReport, StepResult, overall
+from gateway.patterns.plan import Compensation, Plan, PlanResult, PlanStatus, Step, StepReport, StepResult, overall
 from gateway.patterns.steps import Deadline, call, retry_safe, run_step, skipped, sources
 
 COMPENSATE_TIMEOUT_S = 30.0
@@ -81,7 +81,7 @@ class Coordinated:
             first = done[failed_at[0]]
             notices.append(f"step {first.id!r} {first.status}: {first.error}; undoing the steps that succeeded")
             notices += await self._compensate(plan, toolbox, done, finished, report)
-            status = "failed"
+            status: PlanStatus = "failed"
         else:
             status = overall(list(done.values()))
         steps = tuple(done[s.id] for s in plan.steps)
@@ -109,7 +109,7 @@ class Coordinated:
                 if info is None or not retry_safe(info):
                     notices.append(f"step {step_id!r} has no compensate: its effect stays")
                 continue
-            why = await self._undo(step, plan, toolbox, done)
+            why = await self._undo(step.compensate, plan, toolbox, done)
             if why is None:
                 done[step_id] = dataclasses.replace(result, status="compensated")
             else:
@@ -118,14 +118,15 @@ class Coordinated:
             await report(done[step_id])
         return notices
 
-    async def _undo(self, step: Step, plan: Plan, toolbox: Toolbox, done: dict[str, StepResult]) -> str | None:
+    async def _undo(
+        self, compensate: Compensation, plan: Plan, toolbox: Toolbox, done: dict[str, StepResult]
+    ) -> str | None:
         """Run one step's compensate; None when it succeeded, else why not."""
-        assert step.compensate is not None
-        info = toolbox.lookup(step.compensate.tool)
+        info = toolbox.lookup(compensate.tool)
         if info is None:
-            return f"unknown tool {step.compensate.tool!r}"
+            return f"unknown tool {compensate.tool!r}"
         try:
-            arguments = references.resolve(step.compensate.arguments, sources(done, plan.inputs))
+            arguments = references.resolve(compensate.arguments, sources(done, plan.inputs))
         except references.UnresolvedReference as exc:
             return str(exc)
         limit = min(plan.timeout_s, COMPENSATE_TIMEOUT_S)
