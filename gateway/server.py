@@ -118,11 +118,15 @@ class GatewayServer:
 
     # -- tools -------------------------------------------------------------------
 
-    async def _list_tools(self, ctx: Any, params: types.PaginatedRequestParams) -> types.ListToolsResult:
-        tools, cursor = _page(self.router.catalog.tools, params.cursor)
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        tools, cursor = _page(self.router.catalog.tools, _cursor(params))
         return types.ListToolsResult(tools=tools, next_cursor=cursor)
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         session = ctx.session
         progress = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
@@ -155,17 +159,21 @@ class GatewayServer:
 
     # -- resources ---------------------------------------------------------------
 
-    async def _list_resources(self, ctx: Any, params: types.PaginatedRequestParams) -> types.ListResourcesResult:
-        resources, cursor = _page(self.router.catalog.resources, params.cursor)
+    async def _list_resources(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListResourcesResult:
+        resources, cursor = _page(self.router.catalog.resources, _cursor(params))
         return types.ListResourcesResult(resources=resources, next_cursor=cursor)
 
     async def _list_templates(
-        self, ctx: Any, params: types.PaginatedRequestParams
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourceTemplatesResult:
-        templates, cursor = _page(self.router.catalog.templates, params.cursor)
+        templates, cursor = _page(self.router.catalog.templates, _cursor(params))
         return types.ListResourceTemplatesResult(resource_templates=templates, next_cursor=cursor)
 
-    async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+    async def _read_resource(
+        self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+    ) -> types.ReadResourceResult:
         backend, original = self._resource_owner(str(params.uri))
         result = await self._forward(backend, backend_call=lambda b: b.read_resource(original))
         if original != str(params.uri):
@@ -179,27 +187,35 @@ class GatewayServer:
             raise MCPError(-32002, f"unknown resource {uri!r}")
         return route.backend, route.original
 
-    async def _subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> None:
+    async def _subscribe(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+    ) -> types.EmptyResult:
         backend, original = self._resource_owner(str(params.uri))
         await self._forward(backend, backend_call=lambda b: b.subscribe_resource(original))
         self._remember(self._subscribers.setdefault(str(params.uri), OrderedDict()), ctx.session)
+        return types.EmptyResult()
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
-    ) -> None:
+    ) -> types.EmptyResult:
         subscribers = self._subscribers.get(str(params.uri), OrderedDict())
         subscribers.pop(id(ctx.session), None)
         if not subscribers:
             backend, original = self._resource_owner(str(params.uri))
             await self._forward(backend, backend_call=lambda b: b.unsubscribe_resource(original))
+        return types.EmptyResult()
 
     # -- prompts and completions ---------------------------------------------------
 
-    async def _list_prompts(self, ctx: Any, params: types.PaginatedRequestParams) -> types.ListPromptsResult:
-        prompts, cursor = _page(self.router.catalog.prompts, params.cursor)
+    async def _list_prompts(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListPromptsResult:
+        prompts, cursor = _page(self.router.catalog.prompts, _cursor(params))
         return types.ListPromptsResult(prompts=prompts, next_cursor=cursor)
 
-    async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+    async def _get_prompt(
+        self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+    ) -> types.GetPromptResult:
         route = self.router.catalog.prompt_routes.get(params.name)
         if route is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown prompt {params.name!r}")
@@ -207,7 +223,9 @@ class GatewayServer:
             route.backend, backend_call=lambda b: b.get_prompt(route.original, params.arguments)
         )
 
-    async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+    async def _complete(
+        self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+    ) -> types.CompleteResult:
         ref = params.ref
         if isinstance(ref, types.PromptReference):
             route = self.router.catalog.prompt_routes.get(ref.name)
@@ -225,6 +243,11 @@ class GatewayServer:
 
 
 T = TypeVar("T")
+
+
+def _cursor(params: types.PaginatedRequestParams | None) -> str | None:
+    """The cursor of a list request (the SDK passes the params model, typed as optional)."""
+    return params.cursor if params is not None else None
 
 
 def _page(items: list[Any], cursor: str | None) -> tuple[list[Any], str | None]:
