@@ -18,16 +18,17 @@ import anyio
 import mcp_types as types
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from mcp import Client, MCPError
+from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import Field
+from pydantic import BaseModel, Field
 
-from gateway.backends import Backend, BackendConfig, CallContext
+from gateway.backends import Backend, BackendConfig, CallContext, ProgressFn
 from gateway.errors import BackendProtocolError, BackendTimeout, BackendUnavailable
 
 log = logging.getLogger("manifold.backend")
 
 Transport = AbstractAsyncContextManager[tuple[ObjectReceiveStream[Any], ObjectSendStream[Any]]]
-R = TypeVar("R")
+R = TypeVar("R", bound=BaseModel)
 _LOST = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError)
 
 
@@ -118,14 +119,14 @@ class McpBackend(Backend):
             raise BackendUnavailable(self.name, f"backend {self.name!r} is not connected")
         return self._client
 
-    async def _send(self, request: Any, result: type[R], ctx: CallContext | None = None) -> R:
+    async def _send(self, request: types.ClientRequest, result: type[R], ctx: CallContext | None = None) -> R:
         client = self._session()
         try:
             return await client.session.send_request(
                 request,
                 result,
                 request_read_timeout_seconds=ctx.timeout_s if ctx else None,
-                progress_callback=ctx.progress if ctx else None,
+                progress_callback=_progress_callback(ctx.progress) if ctx else None,
             )
         except MCPError as exc:
             if exc.error.code == types.REQUEST_TIMEOUT:
@@ -248,6 +249,18 @@ class McpBackend(Backend):
             await targets[0](params.level, params.data, params.logger or self.name)
         else:
             log.info("[%s] %s: %s", self.name, params.level, params.data)
+
+
+def _progress_callback(progress: ProgressFn | None) -> ProgressFnT | None:
+    """The gateway's positional `ProgressFn` as the SDK's callback protocol (which names its parameters)."""
+    if progress is None:
+        return None
+    report = progress
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        await report(progress, total, message)
+
+    return on_progress
 
 
 def _cursor(cursor: str | None) -> types.PaginatedRequestParams | None:
