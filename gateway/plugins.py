@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pluggy
 
@@ -21,6 +21,9 @@ from gateway.backends import Backend, BackendConfig
 from gateway.errors import PluginError
 from gateway.middleware import Middleware
 from gateway.patterns.base import Pattern
+
+if TYPE_CHECKING:  # annotation only, as in hookspecs: the gateway is handed to lifespans, never imported
+    from gateway.app import Gateway
 
 log = logging.getLogger("manifold.plugins")
 
@@ -38,6 +41,12 @@ class PluginInfo:
     error: str | None = None
 
 
+class Lifespan(Protocol):
+    """A plugin's ``lifespan`` hookimpl (see `hookspecs.lifespan`), called as ``hook(gateway=...)``."""
+
+    def __call__(self, gateway: Gateway) -> AbstractAsyncContextManager[None] | None: ...
+
+
 @dataclass
 class Registry:
     """Everything the loaded plugins registered, by kind, with who registered it."""
@@ -46,7 +55,7 @@ class Registry:
     backends: list[Backend] = field(default_factory=list)
     patterns: dict[str, Pattern] = field(default_factory=dict)
     middleware: list[Middleware] = field(default_factory=list)
-    lifespans: list[Callable[[Any], AbstractAsyncContextManager[None] | None]] = field(default_factory=list)
+    lifespans: list[Lifespan] = field(default_factory=list)
     plugins: list[PluginInfo] = field(default_factory=list)
     owners: dict[str, str] = field(default_factory=dict)
 
@@ -144,7 +153,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, failed: dict[str, str
         found: list[type[Backend]] = []
         if _safecall(impl, failed, register=found.append):
             for cls in found:
-                if not (isinstance(cls, type) and issubclass(cls, Backend) and getattr(cls, "type_name", "")):
+                if not (isinstance(cls, type) and issubclass(cls, Backend) and getattr(cls, "type_name", None)):
                     failed[impl.plugin_name] = f"registered {cls!r}, which is not a Backend with a type_name"
                     continue
                 if not issubclass(cls.Config, BackendConfig):
@@ -173,7 +182,8 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, failed: dict[str, str
                 registry.backends.append(backend)
 
     for impl in pm.hook.lifespan.get_hookimpls():
-        registry.lifespans.append(impl.function)
+        # pluggy types a hookimpl as Callable[..., object]; it validated this one against the lifespan spec
+        registry.lifespans.append(cast(Lifespan, impl.function))
 
 
 def _safecall(impl: pluggy.HookImpl, failed: dict[str, str], **kwargs: Any) -> bool:
