@@ -22,10 +22,11 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 import mcp_types as types
+from jsonschema.protocols import Validator
 
 from gateway.backends import ToolFilter
 
@@ -87,7 +88,7 @@ class Catalog:
     template_routes: dict[str, Route] = field(default_factory=dict)
     collisions: list[Collision] = field(default_factory=list)
     _by_name: dict[str, types.Tool] = field(default_factory=dict)
-    _validators: dict[str, Any] = field(default_factory=dict)
+    _validators: dict[str, Validator | Literal[False]] = field(default_factory=dict)  # False: broken schema
 
     @classmethod
     def build(
