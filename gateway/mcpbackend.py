@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
 import mcp_types as types
@@ -61,7 +61,7 @@ class _Watched(ObjectReceiveStream[Any]):
 class McpBackend(Backend):
     """Subclasses implement `transport()`; everything else is shared."""
 
-    Config = McpBackendConfig
+    Config: ClassVar[type[McpBackendConfig]] = McpBackendConfig
     config: McpBackendConfig
 
     def __init__(self, name: str, config: BackendConfig) -> None:
