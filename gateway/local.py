@@ -21,7 +21,7 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_args, overload
 
 import mcp_types as types
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from gateway.backends import Backend, CallContext
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+"""A tool method; `@tool` returns it unchanged, so it keeps its own type."""
 
 
 class ToolError(Exception):
@@ -52,6 +53,21 @@ class LocalTool:
     context_param: str | None
 
 
+@overload
+def tool(fn: F) -> F: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    read_only: bool = False,
+    idempotent: bool = False,
+    destructive: bool | None = None,
+) -> Callable[[F], F]: ...
+
+
 def tool(
     fn: F | None = None,
     *,
@@ -60,7 +76,7 @@ def tool(
     read_only: bool = False,
     idempotent: bool = False,
     destructive: bool | None = None,
-) -> Any:
+) -> F | Callable[[F], F]:
     """Mark a method of a `LocalBackend` as a tool. Usable bare (`@tool`) or with options."""
 
     def mark(f: F) -> F:
@@ -114,7 +130,7 @@ def as_result(value: Any) -> types.CallToolResult:
         return value
     if isinstance(value, str):
         return types.CallToolResult(content=[types.TextContent(type="text", text=value)])
-    if isinstance(value, list) and value and all(isinstance(v, types.ContentBlock.__args__) for v in value):  # type: ignore[attr-defined]
+    if isinstance(value, list) and value and all(isinstance(v, get_args(types.ContentBlock)) for v in value):
         return types.CallToolResult(content=value)
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
