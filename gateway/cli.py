@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,13 +31,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = args.func(args)
     except ConfigError as exc:
-        err.print(f"[bold red]manifold: {exc}[/]", highlight=False)
+        err.print(f"[bold red]manifold: {exc}[/]", highlight=False, soft_wrap=True)
         code = 2
     except BaseExceptionGroup as group:  # raised inside a task group (serve): report it as itself
         config_errors, _ = group.split(ConfigError)
         if config_errors is None:
             raise
-        err.print(f"[bold red]manifold: {_leaf(config_errors)}[/]", highlight=False)
+        err.print(f"[bold red]manifold: {_leaf(config_errors)}[/]", highlight=False, soft_wrap=True)
         code = 2
     except KeyboardInterrupt:
         code = 130
@@ -131,9 +132,26 @@ async def _serve_http(gateway: Gateway) -> None:
 
     from gateway.http import build_app
 
+    class Server(uvicorn.Server):
+        """uvicorn's server, with an event set once it has been asked to stop (its main loop ended)."""
+
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.stopping = anyio.Event()
+
+        async def main_loop(self) -> None:
+            await super().main_loop()
+            self.stopping.set()
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            try:  # a stop asked for during start-up skips the main loop
+                await super().serve(sockets)
+            finally:
+                self.stopping.set()
+
     app = build_app(gateway)
     s = gateway.settings
-    server = uvicorn.Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on"))
+    server = Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on"))
 
     def stop(signum: int, frame: object) -> None:
         server.should_exit = True
@@ -147,8 +165,7 @@ async def _serve_http(gateway: Gateway) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
             logging.getLogger("manifold").info("serving MCP at http://%s:%d%s", s.host, s.port, s.path)
-            while not server.should_exit:
-                await anyio.sleep(0.2)
+            await server.stopping.wait()
             tg.cancel_scope.cancel()
 
 
@@ -163,7 +180,8 @@ async def _serve_stdio(gateway: Gateway) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    config, _ = _load(args)
+    config, registry = _load(args)
+    Gateway(config, registry)  # builds every part without starting any: route definitions are checked here
     out.print(f"{config.source}: ok, {len(config.backends)} backend(s), {len(config.routes)} route(s)")
     for name, cfg in config.backends.items():
         out.print(f"  {name}: type {cfg.type}" + ("" if cfg.enabled else " (disabled)"))
@@ -172,15 +190,15 @@ def _check(args: argparse.Namespace) -> int:
 
 def _plugins(args: argparse.Namespace) -> int:
     registry = plugins.load()
-    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "hooks": list(p.hooks),
-             "error": p.error} for p in registry.plugins]
     if args.json:
+        rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "hooks": list(p.hooks),
+                 "error": p.error} for p in registry.plugins]
         print(json.dumps(rows, indent=2))
         return 0
     t = Table("plugin", "distribution", "version", "hooks", "status")
-    for r in rows:
-        t.add_row(r["name"], r["distribution"], r["version"], ", ".join(r["hooks"]),
-                  f"[red]disabled: {r['error']}[/]" if r["error"] else "[green]ok[/]")
+    for p in registry.plugins:
+        t.add_row(p.name, p.distribution, p.version, ", ".join(p.hooks),
+                  f"[red]disabled: {p.error}[/]" if p.error else "[green]ok[/]")
     out.print(t)
     return 0
 
