@@ -224,9 +224,9 @@ def _interpolate(value: Any, variables: Mapping[str, str], source: str, key: str
 def _settings(
     flags: Mapping[str, Any], table: dict[str, Any], env_path: Path, source: str, problems: list[Problem],
 ) -> Settings | None:
+    known = sorted(set(Settings.model_fields) - {"backends", "routes"})
     for key in sorted(set(table) - set(Settings.model_fields) - {"backends", "routes"}):
-        problems.append(Problem(source, f"gateway.{key}", "unknown setting",
-                                f"use one of {', '.join(sorted(k for k in Settings.model_fields if k not in ('backends', 'routes')))}"))
+        problems.append(Problem(source, f"gateway.{key}", "unknown setting", f"use one of {', '.join(known)}"))
     table = {k: v for k, v in table.items() if k in Settings.model_fields}
 
     class _Layered(Settings):
