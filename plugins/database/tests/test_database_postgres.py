@@ -107,7 +107,9 @@ def rows(result: types.CallToolResult) -> list[dict[str, Any]]:
 
 
 async def test_execute_then_query(db: DatabaseBackend) -> None:
-    inserted = await call(db, "execute", sql="INSERT INTO notes (title) VALUES (%s), (%s) RETURNING id", params=["a", "b"])
+    inserted = await call(
+        db, "execute", sql="INSERT INTO notes (title) VALUES (%s), (%s) RETURNING id", params=["a", "b"]
+    )
     assert rows(inserted) == [{"id": 1}, {"id": 2}]
     assert inserted.structured_content is not None and inserted.structured_content["rowcount"] == 2
     result = await call(db, "query", sql="SELECT id, title, now() > '2000-01-01' AS recent FROM notes ORDER BY id")
@@ -117,7 +119,8 @@ async def test_execute_then_query(db: DatabaseBackend) -> None:
 
 async def test_values_become_json(db: DatabaseBackend) -> None:
     result = await call(
-        db, "query", sql="SELECT 1.50::numeric AS n, '\\x00ff'::bytea AS b, DATE '2024-02-29' AS d, '{\"k\": [1]}'::jsonb AS j"
+        db, "query",
+        sql="SELECT 1.50::numeric AS n, '\\x00ff'::bytea AS b, DATE '2024-02-29' AS d, '{\"k\": [1]}'::jsonb AS j",
     )
     assert rows(result) == [{"n": "1.50", "b": "AP8=", "d": "2024-02-29", "j": {"k": [1]}}]
 
@@ -136,7 +139,9 @@ async def test_errors_carry_the_databases_message(db: DatabaseBackend) -> None:
 
 async def test_a_failed_execute_writes_nothing(db: DatabaseBackend) -> None:
     # Two statements, one transaction: the second fails, so the first is rolled back too.
-    failed = await call(db, "execute", sql="INSERT INTO notes (title) VALUES ('half'); INSERT INTO notes (title) VALUES (NULL)")
+    failed = await call(
+        db, "execute", sql="INSERT INTO notes (title) VALUES ('half'); INSERT INTO notes (title) VALUES (NULL)"
+    )
     assert failed.is_error and "null value" in text(failed)
     assert rows(await call(db, "query", sql="SELECT count(*) AS n FROM notes")) == [{"n": 0}]
 
