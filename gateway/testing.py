@@ -48,6 +48,8 @@ async def connected(
     **client_options: Any,
 ) -> AsyncIterator[Client]:
     """An `mcp.Client` talking in-process to a started gateway. `client_options` go to `Client`."""
-    async with running_gateway(config, plugins=plugins, entry_points=entry_points) as gateway:
-        async with Client(gateway.mcp.server, **client_options) as client:
-            yield client
+    async with (
+        running_gateway(config, plugins=plugins, entry_points=entry_points) as gateway,
+        Client(gateway.mcp.server, **client_options) as client,
+    ):
+        yield client
