@@ -9,13 +9,15 @@ from typing import Any
 
 import anyio
 import mcp_types as types
+from pydantic import ValidationError
 
 from gateway import plugins
 from gateway.backends import Backend, BackendConfig, CallContext
 from gateway.errors import ConfigError, Problem
 from gateway.health import Health, State
 from gateway.metrics import Metrics
-from gateway.routing import Router
+from gateway.patterns.coordinator import Coordinator, RouteConfig
+from gateway.routing import OwnTool, Router
 from gateway.server import GatewayServer
 from gateway.settings import Config
 from gateway.supervisor import Supervisor
@@ -76,10 +78,38 @@ class Gateway:
             annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True),
         )
         self.router.add_own_tool(status_tool, self._status_tool)
-        if self.config.routes:
-            raise ConfigError([Problem(self.config.source, f"routes.{name}",
-                                       "routes are not served yet (coordination patterns are not wired in)",
-                                       "remove the [routes.*] tables") for name in self.config.routes])
+        self.coordinator = Coordinator(self.registry.patterns)
+        self.routes: dict[str, RouteConfig] = {}
+        if self.registry.patterns:
+            self.router.add_own_tool(self.coordinator.tool(), self._run_plan)
+        problems: list[Problem] = []
+        for name, table in self.config.routes.items():
+            where = f"routes.{name}"
+            try:
+                route = RouteConfig.model_validate(table)
+            except ValidationError as exc:
+                problems += [Problem(self.config.source, f"{where}.{_loc(e['loc'])}".rstrip("."), e["msg"],
+                                     "see the README's Patterns section for a route's keys")
+                             for e in exc.errors()]
+                continue
+            shape = self.coordinator.validate_route(name, route, None)
+            if name in self.router.own_tools or name.startswith(f"gateway{self.settings.separator}"):
+                shape.append(f"the name {name!r} is the gateway's own")
+            problems += [Problem(self.config.source, where, p, "fix the route's definition") for p in shape]
+            if not shape:
+                self.routes[name] = route
+                self.router.add_own_tool(self.coordinator.route_tool(name, route), self._route_runner(route))
+        if problems:
+            raise ConfigError(problems)
+
+    async def _run_plan(self, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        return await self.coordinator.run(arguments, self.router, ctx.progress)
+
+    def _route_runner(self, route: RouteConfig) -> OwnTool:
+        async def run(arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+            return await self.coordinator.run_route(route, arguments, self.router, ctx.progress)
+
+        return run
 
     def status(self) -> dict[str, Any]:
         return {"version": VERSION, "backends": [h.as_dict() for h in self.health.values()]}
@@ -137,6 +167,14 @@ class Gateway:
                 f"{collision.name!r} is exposed by both backend {a!r} and backend {b!r}",
                 "give one of them a namespace (namespace = \"\" exposes names unchanged)",
             ))
+        every_backend_up = all(h.state is not State.UNAVAILABLE for h in self.health.values())
+        for name, route in self.routes.items():
+            for problem in self.coordinator.validate_route(name, route, self.router):
+                if every_backend_up:  # else the tool may come with the backend that is down
+                    problems.append(Problem(self.config.source, f"routes.{name}", problem,
+                                            "name a tool that `manifold tools` lists"))
+                else:
+                    log.warning("route %s: %s (a backend is down; the route fails until it serves)", name, problem)
         if problems:
             raise ConfigError(problems)
         for name, health in self.health.items():
@@ -144,5 +182,5 @@ class Gateway:
                 log.warning("backend %s failed to start: %s (the others serve)", name, health.reason)
 
 
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)

@@ -81,6 +81,10 @@ class Router:
         """A tool the gateway serves itself (`gateway__status`, `gateway__coordinate`, routes)."""
         self._own[tool.name] = (tool, run)
 
+    @property
+    def own_tools(self) -> Mapping[str, tuple[types.Tool, OwnTool]]:
+        return self._own
+
     def rebuild(self) -> Catalog:
         """A new snapshot from the cached listings. Cheap: no backend is asked anything."""
         shown = {

@@ -16,7 +16,8 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from conftest import BIN, ECHO_SERVER, RunningGateway, free_port, stop_group, wait_until
+from conftest import BIN, ECHO_SERVER, free_port, stop_group, wait_until
+from gateway.testing import ServedGateway as RunningGateway
 from manifold_example.plugin import ExampleBackend, ExampleConfig
 from mcp import Client, MCPError
 from mcp.client.stdio import StdioServerParameters

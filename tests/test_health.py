@@ -32,7 +32,8 @@ import anyio
 import httpx2
 import mcp_types as types
 import pytest
-from conftest import ECHO_SERVER, RunningGateway, echo_backend, free_port, stop_group
+from conftest import ECHO_SERVER, echo_backend, free_port, stop_group
+from gateway.testing import ServedGateway as RunningGateway
 from mcp import Client, MCPError
 
 T = TypeVar("T")
