@@ -1,0 +1,72 @@
+"""Fixtures: the recorder (in a thread of this process) and the demo notes API (a subprocess).
+
+Every process a test starts runs in its own process group and is stopped by that group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+import uvicorn
+from openapi_servers import Recorder, recorder_app
+
+from gateway.testing import free_port, stop_group
+
+
+@pytest.fixture(scope="session")
+def recorder_server() -> Iterator[Recorder]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    recorder = Recorder(url=f"http://127.0.0.1:{sock.getsockname()[1]}")
+    server = uvicorn.Server(uvicorn.Config(recorder_app(recorder), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def recorder(recorder_server: Recorder) -> Recorder:
+    recorder_server.received.clear()
+    return recorder_server
+
+
+@pytest.fixture(scope="session")
+def demo() -> Iterator[str]:
+    """The base URL of a running demo notes API."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "manifold_openapi.demo", "--port", str(port), "--host", "127.0.0.1"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the demo exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''!r}")
+            try:
+                httpx2.get(f"{base}/openapi.json", timeout=2)
+                break
+            except httpx2.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # polling for readiness, as gateway.testing.served does
+        yield base
+    finally:
+        stop_group(proc)
+        if proc.stderr is not None:
+            proc.stderr.close()
