@@ -17,6 +17,8 @@ from gateway.hookspecs import hookimpl, hookspec
 from gateway.local import LocalBackend, ToolError, as_result, error_result, tool
 from gateway.middleware import CallNext, Middleware, ToolCall
 from gateway.patterns.base import Pattern, Toolbox, ToolInfo
+from gateway.patterns.plan import Plan, PlanResult, Step, StepReport, StepResult
+from gateway.patterns.steps import Deadline, run_step
 
 __all__ = [
     "Backend",
@@ -29,14 +31,20 @@ __all__ = [
     "CallContext",
     "CallNext",
     "ConfigError",
+    "Deadline",
     "FallbackTarget",
     "GatewayError",
     "LocalBackend",
     "Middleware",
     "Pattern",
+    "Plan",
+    "PlanResult",
     "PluginError",
     "Problem",
     "RoutingError",
+    "Step",
+    "StepReport",
+    "StepResult",
     "ToolCall",
     "ToolError",
     "ToolFilter",
@@ -47,5 +55,6 @@ __all__ = [
     "error_result",
     "hookimpl",
     "hookspec",
+    "run_step",
     "tool",
 ]

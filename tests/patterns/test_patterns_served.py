@@ -193,6 +193,21 @@ async def test_parallel_steps_overlap_so_ten_take_about_as_long_as_one(gw: Serve
     assert slowest < 5 * one["steps"][0]["duration_ms"], (slowest, one["steps"][0]["duration_ms"])
 
 
+async def test_parallel_gathers_three_backends_at_one_sync_point(gw: ServedGateway, repo: Path) -> None:
+    out = await coordinate(gw, {"pattern": "parallel", "steps": [
+        {"id": "log", "tool": "git__git_log", "arguments": {"repo_path": str(repo)}},
+        {"id": "status", "tool": "git__git_status", "arguments": {"repo_path": str(repo)}},
+        {"id": "now", "tool": "time__get_current_time", "arguments": {"timezone": "UTC"}},
+        {"id": "say", "tool": "echo__echo", "arguments": {"message": "done"}},
+    ]})
+    assert out["status"] == "ok", out
+    by_id = {s["id"]: s for s in out["steps"]}
+    assert [s["id"] for s in out["steps"]] == ["log", "status", "now", "say"]  # plan order, whatever finished first
+    assert "first commit" in by_id["log"]["content"][0]["text"]
+    assert by_id["now"]["structured"]["timezone"] == "UTC"
+    assert {s["backend"] for s in out["steps"]} == {"git", "time", "echo"}
+
+
 async def test_parallel_respects_max_concurrency(gw: ServedGateway, tmp_path: Path) -> None:
     markers = [tmp_path / f"started-{i}" for i in range(4)]
     out = await coordinate(gw, {"pattern": "parallel", "max_concurrency": 2, "steps": [

@@ -11,13 +11,12 @@ import mcp_types as types
 import pytest
 from conftest import echo_backend
 
-from gateway import Pattern, Toolbox, hookimpl
+from gateway import Deadline, Pattern, Plan, PlanResult, StepReport, Toolbox, hookimpl, run_step
 from gateway.patterns import references
 from gateway.patterns.auto import choose
 from gateway.patterns.coordinator import RouteConfig
-from gateway.patterns.plan import CompensateModel, Plan, PlanModel, PlanResult, StepModel, StepReport, parse_plan
+from gateway.patterns.plan import CompensateModel, PlanModel, StepModel, parse_plan
 from gateway.patterns.schemas import PLAN_INPUT_SCHEMA, PLAN_OUTPUT_SCHEMA, STEP_SCHEMA
-from gateway.patterns.steps import Deadline, run_step
 from gateway.testing import connected
 
 
