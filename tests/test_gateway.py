@@ -17,13 +17,13 @@ import httpx2
 import mcp_types as types
 import pytest
 from conftest import BIN, ECHO_SERVER, free_port, stop_group, wait_until
-from gateway.testing import ServedGateway as RunningGateway
 from manifold_example.plugin import ExampleBackend, ExampleConfig
 from mcp import Client, MCPError
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.backends import CallContext
+from gateway.testing import ServedGateway as RunningGateway
 
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 HEADER_SECRET = "hdr-secret-5e8f0c"

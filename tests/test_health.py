@@ -33,8 +33,9 @@ import httpx2
 import mcp_types as types
 import pytest
 from conftest import ECHO_SERVER, echo_backend, free_port, stop_group
-from gateway.testing import ServedGateway as RunningGateway
 from mcp import Client, MCPError
+
+from gateway.testing import ServedGateway as RunningGateway
 
 T = TypeVar("T")
 
