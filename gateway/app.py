@@ -41,6 +41,10 @@ class Gateway:
             self.backends[name] = registry.backend_types[cfg.type or ""](name, cfg)
             configs[name] = cfg
         for backend in registry.backends:
+            if backend.name == "gateway":
+                raise ConfigError([Problem(config.source, "backends.gateway",
+                                           "a plugin registers a ready-made backend named 'gateway', which is reserved",
+                                           "rename the plugin's backend")])
             if backend.name in self.backends:
                 raise ConfigError([Problem(config.source, f"backends.{backend.name}",
                                            "a plugin registers a ready-made backend of the same name",
@@ -130,12 +134,14 @@ class Gateway:
     async def run(self) -> AsyncIterator[Gateway]:
         """Start every backend concurrently, and stop them all on exit. Does not wait: see `started`."""
         try:
-            async with anyio.create_task_group() as tg, contextlib.AsyncExitStack() as stack:
-                self._stack = stack
-                for supervisor in self.supervisors:
-                    tg.start_soon(supervisor.run, name=f"supervisor-{supervisor.backend.name}")
+            async with anyio.create_task_group() as tg:
                 try:
-                    yield self
+                    # The plugins' lifespans (entered by `started`) exit first, while backends still serve.
+                    async with contextlib.AsyncExitStack() as stack:
+                        self._stack = stack
+                        for supervisor in self.supervisors:
+                            tg.start_soon(supervisor.run, name=f"supervisor-{supervisor.backend.name}")
+                        yield self
                 finally:
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # a start-up ConfigError reaches the caller as itself

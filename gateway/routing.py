@@ -180,7 +180,15 @@ class Router:
         refusal = self.health[route.backend].refusal()
         if refusal is not None:
             return await self._degraded(route, arguments, ctx, refusal)
-        return await self._chain(ToolCall(name, route.backend, route.original, arguments, ctx))
+        return await self._through_chain(ToolCall(name, route.backend, route.original, arguments, ctx))
+
+    async def _through_chain(self, call: ToolCall) -> types.CallToolResult:
+        """The middleware chain, contained: a middleware that raises costs this call, not the session."""
+        try:
+            return await self._chain(call)
+        except Exception as exc:
+            log.exception("middleware raised on %s", call.tool)
+            return error_result(f"{call.tool} failed in the gateway's middleware: {type(exc).__name__}: {exc}")
 
     async def _degraded(self, route: Route, arguments: dict[str, Any], ctx: CallContext,
                         refusal: str) -> types.CallToolResult:
@@ -191,7 +199,7 @@ class Router:
                 tried.append(fb.tool)
                 continue
             args = {fb.renames.get(k, k): v for k, v in arguments.items()}
-            result = await self._chain(ToolCall(fb.tool, target.backend, target.original, args, ctx))
+            result = await self._through_chain(ToolCall(fb.tool, target.backend, target.original, args, ctx))
             notice = f"[degraded] {refusal}; served by {fb.tool} instead."
             meta = dict(result.meta or {})
             meta[DEGRADED_META] = {"primary": route.name, "backend": route.backend, "reason": refusal,
