@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 NPM    := .cache/npm
-PLUGINS := stdio http example database openapi
+PLUGINS := stdio http example database openapi workspace
 EDITABLE := -e . $(foreach p,$(PLUGINS),-e plugins/$(p))
 NPM_PACKAGES := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-memory@2026.8.31
 

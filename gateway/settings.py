@@ -86,8 +86,8 @@ def load(
     env_path = env_file or Path(".env")
     problems: list[Problem] = []
     file_env: dict[str, str] = {}
-    if env_path.is_file():
-        file_env = {k: v for k, v in dotenv.dotenv_values(env_path).items() if v is not None}
+    if env_path.is_file() or (env_file is not None and env_path.exists() and not env_path.is_dir()):
+        file_env = {k: v for k, v in dotenv.dotenv_values(env_path).items() if v is not None}  # /dev/null too
     elif env_file is not None:
         problems.append(Problem(str(env_file), "--env-file", "file not found", "pass an existing env file"))
     variables = {**file_env, **os.environ}

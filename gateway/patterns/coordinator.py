@@ -229,9 +229,9 @@ def summary(result: PlanResult) -> str:
     for step in result.steps:
         detail = step.error if step.error else step.text
         line = f"- {step.id} ({step.tool}): {step.status}"
-        if detail:
-            first = detail.strip().splitlines()[0] if detail.strip() else ""
-            line += f": {first[:SUMMARY_CHARS]}{'…' if len(first) > SUMMARY_CHARS else ''}"
+        flat = " ".join((detail or "").split())  # multi-line text (JSON, tables) on one line
+        if flat:
+            line += f": {flat[:SUMMARY_CHARS]}{'…' if len(flat) > SUMMARY_CHARS else ''}"
         lines.append(line)
     lines += [f"note: {notice}" for notice in result.notices]
     return "\n".join(lines)
