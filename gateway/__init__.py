@@ -15,6 +15,7 @@ from gateway.errors import (
 )
 from gateway.hookspecs import hookimpl, hookspec
 from gateway.local import LocalBackend, ToolError, as_result, error_result, tool
+from gateway.mcpbackend import McpBackend, McpBackendConfig
 from gateway.middleware import CallNext, Middleware, ToolCall
 from gateway.patterns.base import Pattern, Toolbox, ToolInfo
 from gateway.patterns.plan import Plan, PlanResult, Step, StepReport, StepResult
@@ -35,6 +36,8 @@ __all__ = [
     "FallbackTarget",
     "GatewayError",
     "LocalBackend",
+    "McpBackend",
+    "McpBackendConfig",
     "Middleware",
     "Pattern",
     "Plan",

@@ -23,7 +23,8 @@ import pytest
 import gateway
 from gateway import hookspecs
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "plugins.md"
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 HOOKSPEC_DECORATOR = "hookspec"
 
@@ -206,3 +207,15 @@ def test_a_documented_hook_that_does_not_exist_is_caught(doc: str) -> None:
 def test_an_unmentioned_public_name_is_caught(doc: str) -> None:
     assert "`ToolFilter`" in doc
     assert any("ToolFilter" in p for p in api_problems(doc.replace("`ToolFilter`", "ToolFilter")))
+
+
+def test_first_party_plugins_use_only_the_public_gateway_api() -> None:
+    """A plugin's package imports `gateway` itself, never a submodule (its tests may use `gateway.testing`)."""
+    offenders = []
+    for path in sorted(ROOT.glob("plugins/*/manifold_*/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.startswith("gateway.")]
+    assert not offenders, offenders
+    assert len(list(ROOT.glob("plugins/*/manifold_*/plugin.py"))) >= 6

@@ -18,8 +18,7 @@ from urllib.parse import quote, unquote
 import mcp_types as types
 from pydantic import Field, SecretStr, model_validator
 
-from gateway.backends import BackendConfig
-from gateway.local import LocalBackend, ToolError, tool
+from gateway import BackendConfig, LocalBackend, ToolError, tool
 from manifold_database.engine import Engine, Param, TableSchema
 from manifold_database.rows import Rows, render
 from manifold_database.sqlite import open_sqlite

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.backends import Backend
-from gateway.hookspecs import hookimpl
+from gateway import Backend, hookimpl
 from manifold_database.backend import DatabaseBackend
 
 

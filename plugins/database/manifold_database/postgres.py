@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.local import ToolError
+from gateway import ToolError
 from manifold_database.engine import ColumnInfo, Param, TableInfo, TableSchema
 from manifold_database.rows import Rows
 

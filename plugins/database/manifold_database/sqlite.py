@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio import to_thread
 
-from gateway.local import ToolError
+from gateway import ToolError
 from manifold_database.engine import ColumnInfo, Param, TableInfo, TableSchema
 from manifold_database.rows import Rows
 

@@ -15,8 +15,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import Field, SecretStr
 
-from gateway.hookspecs import hookimpl
-from gateway.mcpbackend import McpBackend, McpBackendConfig
+from gateway import McpBackend, McpBackendConfig, hookimpl
 
 
 class HttpConfig(McpBackendConfig):

@@ -23,8 +23,7 @@ from typing import Any
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from pydantic import Field, SecretStr
 
-from gateway.hookspecs import hookimpl
-from gateway.mcpbackend import McpBackend, McpBackendConfig
+from gateway import McpBackend, McpBackendConfig, hookimpl
 
 
 class StdioConfig(McpBackendConfig):
