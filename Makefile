@@ -49,7 +49,7 @@ lint: dev
 	$(BIN)/ruff check gateway plugins tests bench
 	$(BIN)/mypy gateway $(foreach p,$(PLUGINS),plugins/$(p)/manifold_$(p))
 
-test: dev
+test: lint   # ruff and mypy --strict first, then the whole suite
 	$(BIN)/python -m pytest -q
 
 bench: dev
