@@ -139,10 +139,12 @@ class Gateway:
                     # The plugins' lifespans (entered by `started`) exit first, while backends still serve.
                     async with contextlib.AsyncExitStack() as stack:
                         self._stack = stack
+                        self.mcp.bridge.tasks = tg  # 2026-07-28 calls waiting for client input live here
                         for supervisor in self.supervisors:
                             tg.start_soon(supervisor.run, name=f"supervisor-{supervisor.backend.name}")
                         yield self
                 finally:
+                    self.mcp.bridge.tasks = None
                     tg.cancel_scope.cancel()
         except BaseExceptionGroup as group:  # a start-up ConfigError reaches the caller as itself
             config_errors, _ = group.split(ConfigError)

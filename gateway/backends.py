@@ -33,6 +33,15 @@ ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 LogFn = Callable[[types.LoggingLevel, Any, str | None], Awaitable[None]]
 """`async (level, data, logger)`: a log message the backend sent while serving the call."""
 
+ClientAsk = types.CreateMessageRequest | types.ElicitRequest | types.ListRootsRequest
+"""What a backend may ask the client while serving a call: sampling, elicitation, roots."""
+
+AskFn = Callable[[ClientAsk], Awaitable[types.CreateMessageResult | types.ElicitResult | types.ListRootsResult]]
+"""`await ask(request)`: put a backend's request to the client whose call it serves; its answer.
+
+Raises `mcp.MCPError` when the client cannot answer (it did not declare the
+capability, it refused, or its connection cannot carry the request)."""
+
 
 class ToolFilter(BaseModel):
     """Glob filters on a backend's own tool names. A denied tool is neither listed nor callable."""
@@ -73,8 +82,10 @@ class BackendConfig(BaseModel):
     fallbacks: dict[str, str | FallbackTarget] = Field(
         default_factory=dict, description="per-tool fallbacks: own tool name -> exposed tool (or table)"
     )
-    session: Literal["shared"] = Field(
-        default="shared", description="one connection shared by all clients (the only mode so far)"
+    session: Literal["shared", "per_client"] = Field(
+        default="shared",
+        description="shared: one connection for all clients; per_client: one per client session, for a backend "
+        "that asks clients for sampling, elicitation or roots while several clients call it",
     )
 
 
@@ -86,6 +97,10 @@ class CallContext:
     progress: ProgressFn | None = None
     log: LogFn | None = None
     meta: Mapping[str, Any] | None = None
+    ask: AskFn | None = None
+    """Reaches the calling client with sampling, elicitation and roots requests; None when nothing can."""
+    client: str | None = None
+    """Which client session the call came from (for `session = "per_client"`); None when unknown."""
 
 
 class BackendListener:

@@ -9,20 +9,23 @@ backend sent them (no re-validation, no extra `tools/list`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
 import anyio
 import mcp_types as types
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup, TaskStatus
 from mcp import Client, MCPError
+from mcp.client.session import ClientRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
-from gateway.backends import Backend, BackendConfig, CallContext, ProgressFn
+from gateway.backends import Backend, BackendConfig, CallContext, ClientAsk, ProgressFn
 from gateway.errors import BackendProtocolError, BackendTimeout, BackendUnavailable
 
 log = logging.getLogger("manifold.backend")
@@ -30,6 +33,20 @@ log = logging.getLogger("manifold.backend")
 Transport = AbstractAsyncContextManager[tuple[ObjectReceiveStream[Any], ObjectSendStream[Any]]]
 R = TypeVar("R", bound=BaseModel)
 _LOST = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError)
+CLIENT_LINK_IDLE_S = 300.0
+"""A per-client connection closes after this long without a call."""
+MAX_CLIENT_LINKS = 32
+"""Per-client connections one backend keeps open at most; past it, the least recently used idle one closes."""
+
+
+@dataclass(eq=False)
+class _Link:
+    """One `mcp.Client` connection to the backend, and the calls in flight on it."""
+
+    client: Client | None = None
+    inflight: dict[int, CallContext] = field(default_factory=dict)
+    last_used: float = 0.0
+    closed: anyio.Event = field(default_factory=anyio.Event)
 
 
 class McpBackendConfig(BackendConfig):
@@ -69,6 +86,9 @@ class McpBackend(Backend):
         self._client: Client | None = None
         self._inflight: dict[int, CallContext] = {}
         self._lost: anyio.Event | None = None
+        self._links: dict[str, _Link] = {}  # session = "per_client": client session -> its own connection
+        self._opening: dict[str, anyio.Event] = {}
+        self._link_tasks: TaskGroup | None = None
 
     def transport(self) -> Transport:
         """A fresh transport to the server, as an async context manager yielding (read, write)."""
@@ -79,9 +99,47 @@ class McpBackend(Backend):
         return _one_line(exc)
 
     @contextlib.asynccontextmanager
-    async def _watched_transport(self) -> AsyncIterator[tuple[ObjectReceiveStream[Any], ObjectSendStream[Any]]]:
+    async def _watched_transport(
+        self, on_end: Callable[[], None]
+    ) -> AsyncIterator[tuple[ObjectReceiveStream[Any], ObjectSendStream[Any]]]:
         async with self.transport() as (read, write):
-            yield _Watched(read, self._mark_lost), write
+            yield _Watched(read, on_end), write
+
+    def _new_client(self, on_end: Callable[[], None], inflight: Mapping[int, CallContext]) -> Client:
+        """A client whose sampling, elicitation and roots requests go to the caller of a call in `inflight`.
+
+        Passing the callbacks declares those capabilities to the backend; whether
+        a request can reach a client is decided per request (`_ask_caller`).
+        """
+        ask = functools.partial(self._ask_caller, inflight)
+
+        async def sampling(
+            context: ClientRequestContext, params: types.CreateMessageRequestParams
+        ) -> types.CreateMessageResult | types.ErrorData:
+            return _expect(await ask(types.CreateMessageRequest(params=params)), types.CreateMessageResult)
+
+        async def elicitation(
+            context: ClientRequestContext, params: types.ElicitRequestParams
+        ) -> types.ElicitResult | types.ErrorData:
+            return _expect(await ask(types.ElicitRequest(params=params)), types.ElicitResult)
+
+        async def roots(context: ClientRequestContext) -> types.ListRootsResult | types.ErrorData:
+            return _expect(await ask(types.ListRootsRequest()), types.ListRootsResult)
+
+        async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+            await self._on_log(inflight, params)
+
+        return Client(
+            self._watched_transport(on_end),
+            mode=self.config.mode,
+            cache=None,
+            message_handler=self._on_message,
+            logging_callback=on_log,
+            sampling_callback=sampling,
+            elicitation_callback=elicitation,
+            list_roots_callback=roots,
+            client_info=types.Implementation(name="manifold", version="0.1.0"),
+        )
 
     def _mark_lost(self) -> None:
         if self._lost is not None:
@@ -90,17 +148,11 @@ class McpBackend(Backend):
     @contextlib.asynccontextmanager
     async def open(self) -> AsyncIterator[None]:
         self._lost = lost = anyio.Event()
-        client = Client(
-            self._watched_transport(),
-            mode=self.config.mode,
-            cache=None,
-            message_handler=self._on_message,
-            logging_callback=self._on_log,
-            client_info=types.Implementation(name="manifold", version="0.1.0"),
-        )
+        client = self._new_client(self._mark_lost, self._inflight)
         async with anyio.create_task_group() as tg, client:
             self._client = client
             self.protocol = client.protocol_version
+            self._link_tasks = tg
 
             async def watch() -> None:
                 await lost.wait()
@@ -112,6 +164,8 @@ class McpBackend(Backend):
                 yield
             finally:
                 self._client = None
+                self._link_tasks = None
+                self._links.clear()
                 tg.cancel_scope.cancel()
 
     def _session(self) -> Client:
@@ -119,8 +173,11 @@ class McpBackend(Backend):
             raise BackendUnavailable(self.name, f"backend {self.name!r} is not connected")
         return self._client
 
-    async def _send(self, request: types.ClientRequest, result: type[R], ctx: CallContext | None = None) -> R:
-        client = self._session()
+    async def _send(
+        self, request: types.ClientRequest, result: type[R], ctx: CallContext | None = None,
+        client: Client | None = None,
+    ) -> R:
+        client = client or self._session()
         try:
             return await client.session.send_request(
                 request,
@@ -197,12 +254,73 @@ class McpBackend(Backend):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         params = types.CallToolRequestParams(name=name, arguments=arguments, _meta=_hop_meta(ctx.meta))
+        link = None
+        if self.config.session == "per_client" and ctx.client is not None:
+            link = await self._client_link(ctx.client)
+        inflight = link.inflight if link else self._inflight
         key = id(ctx)
-        self._inflight[key] = ctx
+        inflight[key] = ctx
         try:
-            return await self._send(types.CallToolRequest(params=params), types.CallToolResult, ctx)
+            return await self._send(types.CallToolRequest(params=params), types.CallToolResult, ctx,
+                                    link.client if link else None)
         finally:
-            del self._inflight[key]
+            del inflight[key]
+            if link:
+                link.last_used = anyio.current_time()
+
+    # -- session = "per_client": a connection of its own for each client session ---------------
+
+    async def _client_link(self, client: str) -> _Link | None:
+        """The open connection of this client session, opened on its first call; None: use the shared one."""
+        while True:
+            link = self._links.get(client)
+            if link is not None and not link.closed.is_set():
+                link.last_used = anyio.current_time()
+                return link
+            opening = self._opening.get(client)
+            if opening is None:
+                break
+            await opening.wait()  # another call of this client is opening it
+        if self._link_tasks is None:
+            return None
+        self._make_room()
+        self._opening[client] = done = anyio.Event()
+        try:
+            opened: _Link = await self._link_tasks.start(self._serve_link, client)
+        except Exception as exc:
+            raise BackendUnavailable(self.name, f"backend {self.name!r}: opening a connection for this client "
+                                     f"failed: {self.describe_failure(exc)}") from exc
+        finally:
+            del self._opening[client]
+            done.set()
+        self._links[client] = opened
+        return opened
+
+    def _make_room(self) -> None:
+        if len(self._links) < MAX_CLIENT_LINKS:
+            return
+        idle = [(link.last_used, key) for key, link in self._links.items() if not link.inflight]
+        if idle:
+            _, key = min(idle)
+            self._links.pop(key).closed.set()
+
+    async def _serve_link(self, client: str, *, task_status: TaskStatus[_Link]) -> None:
+        """Hold one client session's connection open until it is idle for long, evicted, or lost."""
+        link = _Link(last_used=anyio.current_time())
+        try:
+            async with self._new_client(link.closed.set, link.inflight) as connection:
+                link.client = connection
+                log.info("backend %s: opened a connection for client session %s", self.name, client)
+                task_status.started(link)
+                while not link.closed.is_set():
+                    with anyio.move_on_after(CLIENT_LINK_IDLE_S / 10):
+                        await link.closed.wait()
+                    if not link.inflight and anyio.current_time() - link.last_used > CLIENT_LINK_IDLE_S:
+                        break
+        finally:
+            link.closed.set()
+            if self._links.get(client) is link:
+                del self._links[client]
 
     async def read_resource(self, uri: str) -> types.ReadResourceResult:
         params = types.ReadResourceRequestParams(uri=uri)
@@ -242,13 +360,59 @@ class McpBackend(Backend):
             case _:
                 pass
 
-    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        """A backend's log message goes to the one call in flight; with several, it cannot be told apart."""
-        targets = [c.log for c in self._inflight.values() if c.log is not None]
-        if len(self._inflight) == 1 and targets:
-            await targets[0](params.level, params.data, params.logger or self.name)
+    async def _on_log(
+        self, inflight: Mapping[int, CallContext], params: types.LoggingMessageNotificationParams
+    ) -> None:
+        """A backend's log message goes to the client whose call it serves, when that can be told."""
+        caller = _caller(inflight)
+        if caller is not None and caller.log is not None:
+            await caller.log(params.level, params.data, params.logger or self.name)
         else:
             log.info("[%s] %s: %s", self.name, params.level, params.data)
+
+    async def _ask_caller(self, inflight: Mapping[int, CallContext], request: ClientAsk) -> BaseModel:
+        """A backend's sampling, elicitation or roots request, put to the client whose call it serves.
+
+        The SDK does not say which call a backend's request belongs to; it is
+        known when every call in flight on this connection is one client's (a
+        per-client connection, or a shared one with one caller). Otherwise the
+        backend gets an error at once, never a hang.
+        """
+        kind = request.method
+        if not inflight:
+            return _refuse(f"manifold: backend {self.name!r} sent {kind} while no call of it is in flight")
+        caller = _caller(inflight)
+        if caller is None:
+            return _refuse(f"manifold: {kind} from backend {self.name!r} cannot be routed: calls of several "
+                           "clients are in flight on its shared connection; set session = \"per_client\" on it")
+        if caller.ask is None:
+            return _refuse(f"manifold: the client calling backend {self.name!r} cannot receive {kind} requests")
+        try:
+            return await caller.ask(request)
+        except MCPError as exc:
+            return exc.error
+
+
+def _caller(inflight: Mapping[int, CallContext]) -> CallContext | None:
+    """The call a backend's unsolicited message belongs to: the only one, or the latest when all are one client's."""
+    calls = list(inflight.values())
+    if len(calls) == 1:
+        return calls[0]
+    clients = {c.client for c in calls}
+    if len(clients) == 1 and None not in clients:
+        return calls[-1]
+    return None
+
+
+def _expect(answer: BaseModel, kind: type[R]) -> R | types.ErrorData:
+    if isinstance(answer, kind | types.ErrorData):
+        return answer
+    return _refuse(f"manifold: the client answered with {type(answer).__name__}, not {kind.__name__}")
+
+
+def _refuse(message: str) -> types.ErrorData:
+    log.warning(message)
+    return types.ErrorData(code=types.INVALID_REQUEST, message=message)
 
 
 def _progress_callback(progress: ProgressFn | None) -> ProgressFnT | None:

@@ -28,8 +28,10 @@ from mcp.server.subscriptions import (
     ResourceUpdated,
     ToolsListChanged,
 )
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from gateway.backends import Backend, CallContext
+from gateway import asks
+from gateway.backends import AskFn, Backend, CallContext
 from gateway.errors import GatewayError, UnknownTool
 from gateway.routing import Router
 
@@ -59,6 +61,7 @@ class GatewayServer:
     def __init__(self, router: Router, *, name: str = "manifold", version: str = "0.1.0") -> None:
         self.router = router
         self.bus = InMemorySubscriptionBus()
+        self.bridge = asks.Bridge()
         self._sessions: OrderedDict[int, ServerSession] = OrderedDict()
         self._subscribers: dict[str, OrderedDict[int, ServerSession]] = {}
         self.server = _Server(
@@ -126,7 +129,7 @@ class GatewayServer:
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         session = ctx.session
         progress = None
         if ctx.meta and ctx.meta.get("progress_token") is not None:
@@ -141,13 +144,23 @@ class GatewayServer:
             except Exception as exc:
                 log.debug("log to client dropped: %s", exc)
 
-        call_ctx = CallContext(progress=progress, log=log_to_client, meta=ctx.meta)
-        try:
-            return await self.router.call(params.name, params.arguments or {}, ctx=call_ctx)
-        except UnknownTool as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        except GatewayError as exc:
-            raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+        modern = ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+        if modern and params.request_state is not None:  # a client back with answers for a parked call
+            return await self.bridge.resume(params.request_state, params.input_responses)
+        client = None if modern else _client_key(ctx)
+
+        async def call(ask: AskFn | None) -> types.CallToolResult:
+            call_ctx = CallContext(progress=progress, log=log_to_client, meta=ctx.meta, ask=ask, client=client)
+            try:
+                return await self.router.call(params.name, params.arguments or {}, ctx=call_ctx)
+            except UnknownTool as exc:
+                raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+            except GatewayError as exc:
+                raise MCPError(types.INTERNAL_ERROR, str(exc)) from None
+
+        if modern and self.bridge.ready and asks.can_answer(session):
+            return await self.bridge.start(session, call)
+        return await call(asks.direct(session, request_id))
 
     async def _forward(self, backend: str, backend_call: Callable[[Backend], Awaitable[T]]) -> T:
         try:
@@ -243,6 +256,20 @@ class GatewayServer:
 
 
 T = TypeVar("T")
+
+
+def _client_key(ctx: ServerRequestContext[Any, Any]) -> str:
+    """Which client session a handshake-era request came from: its `Mcp-Session-Id` over HTTP, else its connection.
+
+    The SDK has no public connection handle; `ServerSession` objects are made
+    per request, so the connection they share is what identifies a stdio or
+    in-process client.
+    """
+    headers = getattr(ctx.request, "headers", None)
+    session_id = headers.get("mcp-session-id") if headers is not None else None
+    if session_id:
+        return f"http:{session_id}"
+    return f"connection:{id(getattr(ctx.session, '_connection', ctx.session))}"
 
 
 def _cursor(params: types.PaginatedRequestParams | None) -> str | None:
