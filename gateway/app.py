@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
@@ -159,7 +160,9 @@ class Gateway:
         self._check_startup()
         for hook in self.registry.lifespans:
             try:  # a plugin's lifespan that raises costs that plugin, not the gateway
-                cm = hook(gateway=self)
+                # pluggy lets an implementation take fewer arguments than the spec names
+                takes_gateway = "gateway" in inspect.signature(hook).parameters
+                cm = hook(gateway=self) if takes_gateway else cast(Callable[[], Any], hook)()
                 if cm is not None:
                     await self._stack.enter_async_context(cm)
             except Exception as exc:

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from gateway import plugins, settings
 from gateway.app import Gateway
-from gateway.errors import ConfigError, UnknownTool
+from gateway.errors import ConfigError, PluginError, UnknownTool
 
 err = Console(stderr=True)
 out = Console()
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
         code = args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, PluginError) as exc:
         err.print(f"[bold red]manifold: {exc}[/]", highlight=False, soft_wrap=True)
         code = 2
     except BaseExceptionGroup as group:  # raised inside a task group (serve): report it as itself

@@ -145,7 +145,7 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, failed: dict[str, str
         if qualified in registry.owners and registry.owners[qualified] != plugin:
             raise PluginError(
                 f"{kind} {key!r} is registered by both plugin {registry.owners[qualified]!r} and plugin "
-                f"{plugin!r}; uninstall one of them or block it"
+                f"{plugin!r}; uninstall one of them"
             )
         registry.owners[qualified] = plugin
 
@@ -169,10 +169,11 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, failed: dict[str, str
                 owner_check("pattern", pattern.name, impl.plugin_name)
                 registry.patterns[pattern.name] = pattern
 
+    chain: list[tuple[str, Middleware]] = []
     for impl in reversed(pm.hook.register_middleware.get_hookimpls()):  # pluggy lists last-registered first
         middleware: list[Middleware] = []
         if _safecall(impl, failed, register=middleware.append):
-            registry.middleware.extend(middleware)
+            chain += [(impl.plugin_name, m) for m in middleware]
 
     for impl in pm.hook.register_backends.get_hookimpls():
         backends: list[Backend] = []
@@ -181,7 +182,21 @@ def _collect(pm: pluggy.PluginManager, registry: Registry, failed: dict[str, str
                 owner_check("backend", backend.name, impl.plugin_name)
                 registry.backends.append(backend)
 
+    # A plugin that failed in any hook is disabled whole: what its earlier hooks registered goes too.
+    for qualified, plugin in list(registry.owners.items()):
+        if plugin in failed:
+            kind, key = qualified.split(":", 1)
+            if kind == "backend type":
+                registry.backend_types.pop(key, None)
+            elif kind == "pattern":
+                registry.patterns.pop(key, None)
+            elif kind == "backend":
+                registry.backends = [b for b in registry.backends if b.name != key]
+            del registry.owners[qualified]
+    registry.middleware.extend(m for plugin, m in chain if plugin not in failed)
     for impl in pm.hook.lifespan.get_hookimpls():
+        if impl.plugin_name in failed:
+            continue
         # pluggy types a hookimpl as Callable[..., object]; it validated this one against the lifespan spec
         registry.lifespans.append(cast(Lifespan, impl.function))
 

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
+from mcp import MCPError
 
 from gateway.backends import Backend, BackendConfig, CallContext, FallbackTarget
 from gateway.catalog import Catalog, Listing, Route, exposed_name
-from gateway.errors import BackendError, BackendTimeout, BackendUnavailable, UnknownTool
+from gateway.errors import BackendError, BackendTimeout, BackendUnavailable, GatewayError, UnknownTool
 from gateway.health import Health
 from gateway.metrics import Metrics
 from gateway.middleware import Middleware, ToolCall, build_chain
@@ -186,6 +187,8 @@ class Router:
         """The middleware chain, contained: a middleware that raises costs this call, not the session."""
         try:
             return await self._chain(call)
+        except (MCPError, GatewayError):  # a backend's own JSON-RPC error, or the gateway's: passed on as such
+            raise
         except Exception as exc:
             log.exception("middleware raised on %s", call.tool)
             return error_result(f"{call.tool} failed in the gateway's middleware: {type(exc).__name__}: {exc}")

@@ -111,15 +111,51 @@ modules = ["manifold_brokenplugin.py"]
 BROKEN_MODULE = 'raise RuntimeError("broken on purpose")\n'
 
 
+DUPE_PYPROJECT = BUILD_SYSTEM + """
+[project]
+name = "manifold-dupe"
+version = "1.0.0"
+
+[project.entry-points.manifold]
+dupe = "manifold_dupe"
+
+[tool.tiny]
+modules = ["manifold_dupe.py"]
+"""
+
+DUPE_MODULE = '''
+from gateway import LocalBackend, hookimpl
+
+
+class Impostor(LocalBackend):
+    type_name = "example"  # already registered by manifold-example
+
+
+@hookimpl
+def register_backend_types(register):
+    register(Impostor)
+'''
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding two freshly built and installed plugin distributions (one importable, one not)."""
-    root = tmp_path_factory.mktemp("plugin-dists")
-    sources = []
-    for name, pyproject, module, text in (
+    return build_site(tmp_path_factory.mktemp("plugin-dists"), (
         ("throwaway", THROWAWAY_PYPROJECT, "manifold_throwaway.py", THROWAWAY_MODULE),
         ("broken", BROKEN_PYPROJECT, "manifold_brokenplugin.py", BROKEN_MODULE),
-    ):
+    ))
+
+
+@pytest.fixture(scope="module")
+def dupe_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plugin distribution registering a backend type an installed plugin has."""
+    return build_site(tmp_path_factory.mktemp("dupe-dists"),
+                      (("dupe", DUPE_PYPROJECT, "manifold_dupe.py", DUPE_MODULE),))
+
+
+def build_site(root: Path, dists: tuple[tuple[str, str, str, str], ...]) -> Path:
+    sources = []
+    for name, pyproject, module, text in dists:
         src = root / name
         src.mkdir()
         (src / "pyproject.toml").write_text(pyproject)
@@ -132,7 +168,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--target", str(target), *sources],
         check=True, capture_output=True, timeout=300,
     )
-    assert (target / "manifold_throwaway.py").exists()
+    assert all((target / module).exists() for _, _, module, _ in dists)
     return target
 
 
@@ -381,3 +417,92 @@ async def test_raising_lifespan_hook_is_contained():
     async with running_gateway({"backends": {"hi": {"type": "greeter"}}}, plugins=plugs) as gateway:
         result = await gateway.router.call("hi__greet", {"name": "Cy"})
         assert isinstance(result.content[0], types.TextContent) and result.content[0].text == "Hello, Cy."
+
+
+def test_a_plugin_that_raises_in_a_later_hook_is_disabled_whole():
+    entered: list[str] = []
+
+    class HalfBroken:
+        @hookimpl
+        def register_backend_types(self, register):
+            register(Echoish)
+
+        @hookimpl
+        def register_patterns(self, register):
+            raise ValueError("patterns broke")
+
+        @hookimpl
+        def register_middleware(self, register):
+            register(lambda call, call_next: call_next(call))
+
+        @hookimpl
+        def lifespan(self, gateway):
+            entered.append("half")
+
+    registry = plugins.load(extra=[("half", HalfBroken()), ("good", GoodPlugin())], entry_points=False)
+    assert "patterns broke" in (info(registry, "half").error or "")
+    assert set(registry.backend_types) == {"greeter"}  # its backend type went with it
+    assert registry.middleware == [] and registry.lifespans == []
+
+
+async def test_a_middleware_that_raises_costs_one_error_result():
+    class Broken:
+        @hookimpl
+        def register_middleware(self, register):
+            async def boom(call, call_next):
+                raise RuntimeError("middleware bug")
+
+            register(boom)
+
+    async with connected({"backends": {"hi": {"type": "greeter"}}},
+                         plugins=[("good", GoodPlugin()), ("broken", Broken())]) as client:
+        result = await client.call_tool("hi__greet", {"name": "Bo"})
+        assert result.is_error
+        assert "middleware" in result.content[0].text and "RuntimeError: middleware bug" in result.content[0].text
+        status = await client.call_tool("gateway__status", {})
+        assert not status.is_error  # the session and the gateway serve on
+
+
+async def test_a_lifespan_can_await_on_its_way_out_while_backends_still_serve():
+    calls: list[str] = []
+
+    class Tidy:
+        @hookimpl
+        def lifespan(self, gateway):
+            @contextlib.asynccontextmanager
+            async def run():
+                yield
+                result = await gateway.router.call("hi__greet", {"name": "at exit"})  # backends still up
+                calls.append(result.content[0].text)
+
+            return run()
+
+    async with connected({"backends": {"hi": {"type": "greeter"}}},
+                         plugins=[("good", GoodPlugin()), ("tidy", Tidy())]) as client:
+        assert not (await client.call_tool("hi__greet", {"name": "x"})).is_error
+    assert calls == ["Hello, at exit."]
+
+
+def test_manifold_reports_duplicate_plugins_in_one_line(dupe_site, tmp_path):
+    """Two installed distributions registering one backend type: exit 2 with both names, no traceback."""
+    proc = manifold("plugins", site=dupe_site, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "'example'" in proc.stderr and "'dupe'" in proc.stderr
+    assert "is registered by both plugin" in proc.stderr and "Traceback" not in proc.stderr
+
+
+async def test_a_lifespan_that_takes_no_gateway_is_entered():
+    entered: list[str] = []
+
+    class Bare:
+        @hookimpl
+        def lifespan(self):
+            @contextlib.asynccontextmanager
+            async def run():
+                entered.append("in")
+                yield
+
+            return run()
+
+    async with connected({"backends": {}}, plugins=[("bare", Bare())]):
+        assert entered == ["in"]
