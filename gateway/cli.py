@@ -127,6 +127,10 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+SHUTDOWN_GRACE_S = 3
+"""How long open client connections (streams) may take to close when the gateway stops."""
+
+
 async def _serve_http(gateway: Gateway) -> None:
     import uvicorn  # heavy; only `serve` needs it
 
@@ -138,6 +142,7 @@ async def _serve_http(gateway: Gateway) -> None:
         def __init__(self, config: uvicorn.Config) -> None:
             super().__init__(config)
             self.stopping = anyio.Event()
+            self.stopped = anyio.Event()
 
         async def main_loop(self) -> None:
             await super().main_loop()
@@ -148,10 +153,12 @@ async def _serve_http(gateway: Gateway) -> None:
                 await super().serve(sockets)
             finally:
                 self.stopping.set()
+                self.stopped.set()
 
     app = build_app(gateway)
     s = gateway.settings
-    server = Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on"))
+    server = Server(uvicorn.Config(app, host=s.host, port=s.port, log_level="warning", lifespan="on",
+                                   timeout_graceful_shutdown=SHUTDOWN_GRACE_S))
 
     def stop(signum: int, frame: object) -> None:
         server.should_exit = True
@@ -166,6 +173,8 @@ async def _serve_http(gateway: Gateway) -> None:
             tg.start_soon(server.serve)
             logging.getLogger("manifold").info("serving MCP at http://%s:%d%s", s.host, s.port, s.path)
             await server.stopping.wait()
+            with anyio.move_on_after(SHUTDOWN_GRACE_S * 2):  # its own shutdown: connections, then lifespan
+                await server.stopped.wait()
             tg.cancel_scope.cancel()
 
 
