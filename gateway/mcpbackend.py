@@ -23,7 +23,7 @@ from mcp import Client, MCPError
 from mcp.client.session import ClientRequestContext
 from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from gateway.backends import Backend, BackendConfig, CallContext, ClientAsk, ProgressFn
 from gateway.errors import BackendProtocolError, BackendTimeout, BackendUnavailable
@@ -35,8 +35,14 @@ R = TypeVar("R", bound=BaseModel)
 _LOST = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError)
 CLIENT_LINK_IDLE_S = 300.0
 """A per-client connection closes after this long without a call."""
+MAX_INPUT_ROUNDS = 10
+"""Input-required rounds one call of a 2026-07-28 backend may take."""
 MAX_CLIENT_LINKS = 32
 """Per-client connections one backend keeps open at most; past it, the least recently used idle one closes."""
+
+
+class _CallOutcome(RootModel[types.CallToolResult | types.InputRequiredResult]):
+    """What a 2026-07-28 backend may answer a `tools/call` with."""
 
 
 @dataclass(eq=False)
@@ -220,7 +226,12 @@ class McpBackend(Backend):
         return items
 
     def _capable(self, what: str) -> bool:
-        caps = self._session().server_capabilities
+        """Whether to list `what`. A 2026-07-28 link pinned without `server/discover` knows no capabilities:
+        it asks, and a list the backend does not have comes back empty (METHOD_NOT_FOUND)."""
+        client = self._session()
+        caps = client.server_capabilities
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS and caps.model_dump(exclude_none=True) == {}:
+            return True
         return getattr(caps, what, None) is not None
 
     async def list_tools(self) -> list[types.Tool]:
@@ -258,15 +269,39 @@ class McpBackend(Backend):
         if self.config.session == "per_client" and ctx.client is not None:
             link = await self._client_link(ctx.client)
         inflight = link.inflight if link else self._inflight
+        client = (link.client if link else None) or self._session()
         key = id(ctx)
         inflight[key] = ctx
         try:
-            return await self._send(types.CallToolRequest(params=params), types.CallToolResult, ctx,
-                                    link.client if link else None)
+            if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                return await self._send(types.CallToolRequest(params=params), types.CallToolResult, ctx, client)
+            return await self._call_with_rounds(params, ctx, client, inflight)
         finally:
             del inflight[key]
             if link:
                 link.last_used = anyio.current_time()
+
+    async def _call_with_rounds(
+        self, params: types.CallToolRequestParams, ctx: CallContext, client: Client, inflight: Mapping[int, CallContext]
+    ) -> types.CallToolResult:
+        """A 2026-07-28 backend may answer `InputRequiredResult`: ask the caller, retry with the answers."""
+        for _ in range(MAX_INPUT_ROUNDS):
+            outcome = await self._send(types.CallToolRequest(params=params), _CallOutcome, ctx, client)
+            if isinstance(outcome.root, types.CallToolResult):
+                return outcome.root
+            responses: dict[str, Any] = {}
+            for name, request in (outcome.root.input_requests or {}).items():
+                answer = await self._ask_caller(inflight, request)
+                if isinstance(answer, types.ErrorData):
+                    return types.CallToolResult(content=[types.TextContent(
+                        type="text", text=f"backend {self.name!r} needed input the client could not give: "
+                                          f"{answer.message}")], is_error=True)
+                responses[name] = answer
+            params = params.model_copy(update={"input_responses": responses or None,
+                                               "request_state": outcome.root.request_state})
+        return types.CallToolResult(content=[types.TextContent(
+            type="text", text=f"backend {self.name!r} asked for input more than {MAX_INPUT_ROUNDS} times")],
+            is_error=True)
 
     # -- session = "per_client": a connection of its own for each client session ---------------
 

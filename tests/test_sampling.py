@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from conftest import npm_server
+from conftest import echo_backend, npm_server
 from mcp.client.session import ClientRequestContext
 
 from gateway.testing import ServedGateway, served
@@ -20,16 +20,20 @@ from gateway.testing import ServedGateway, served
 MODES = ["legacy", "2026-07-28"]
 
 
-def backend(name: str, **extra: str) -> str:
-    command = npm_server("server-everything")
-    args = ", ".join(f'"{a}"' for a in [*command[1:], "stdio"])
+def table(name: str, command: list[str], **extra: str) -> str:
+    """A `[backends.<name>]` TOML table running `command` over stdio."""
+    args = ", ".join(f'"{a}"' for a in command[1:])
     lines = [f"[backends.{name}]", f'command = "{command[0]}"', f"args = [{args}]"]
     return "\n".join(lines + [f'{k} = "{v}"' for k, v in extra.items()]) + "\n\n"
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
-    with served(backend("ev") + backend("solo", session="per_client"), tmp_path_factory.mktemp("sampling")) as g:
+    everything = [*npm_server("server-everything"), "stdio"]
+    echo = echo_backend("modern")
+    config = (table("ev", everything) + table("solo", everything, session="per_client")
+              + table("modern", [str(echo["command"]), *echo["args"]], mode="2026-07-28"))  # type: ignore[misc]
+    with served(config, tmp_path_factory.mktemp("sampling")) as g:
         yield g
 
 
@@ -155,3 +159,27 @@ async def test_on_a_shared_connection_a_request_that_cannot_be_told_apart_is_ref
     assert results["b"].is_error
     assert 'calls of several clients are in flight on its shared connection; set session = "per_client"' in text(
         results["b"])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_2026_backends_input_required_round_reaches_either_eras_client(gw: ServedGateway, mode: str) -> None:
+    asked: list[str] = []
+
+    async def elicitation(context: ClientRequestContext, params: types.ElicitRequestParams) -> Any:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"name": "Grace"})
+
+    async with gw.client(mode=mode, elicitation_callback=elicitation) as client:
+        result = await client.call_tool("modern__ask", {})
+    assert not result.is_error, text(result)
+    assert text(result) == "hello Grace (state asked-once)"  # the backend got the answer and its own state back
+    assert asked == ["Who are you?"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_2026_backends_round_without_the_capability_is_a_clear_error(gw: ServedGateway, mode: str) -> None:
+    async with gw.client(mode=mode) as client:
+        with anyio.fail_after(30):
+            result = await client.call_tool("modern__ask", {})
+    assert result.is_error
+    assert "did not declare the elicitation capability" in text(result), text(result)

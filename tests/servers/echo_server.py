@@ -12,7 +12,8 @@ that outlives a kill -9 of the server) and appends its pid to PIDFILE; `--tag`
 is ignored, a marker to find the processes in /proc.
 
 Tools: echo, slow, fail, crash, progress, env, pid, grow (adds a tool and sends
-list_changed), garbage (writes a non-JSON line to stdout on stdio).
+list_changed), garbage (writes a non-JSON line to stdout on stdio), log (sends a
+log message at a given level during the call).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ BASE_TOOLS = [
     types.Tool(name="pid", description="This server's process id", input_schema=obj({})),
     types.Tool(name="grow", description="Add a tool and send list_changed", input_schema=obj({})),
     types.Tool(name="garbage", description="Write a non-JSON line to stdout", input_schema=obj({})),
+    types.Tool(name="ask", description="2026-07-28 connections only: elicit a name, then greet it",
+               input_schema=obj({})),
+    types.Tool(name="log", description="Send a log message at a level during the call",
+               input_schema=obj({"level": {"type": "string"}, "message": {"type": "string"}}, ["level", "message"])),
 ]
 
 
@@ -98,9 +103,22 @@ def build(extra_tools: int, name: str) -> Server[Any]:
                 grown.append(types.Tool(name="grown", description="A tool added at run time", input_schema=obj({"message": {"type": "string"}})))
                 await ctx.session.send_tool_list_changed()
                 return types.CallToolResult(content=text("grown"))
+            case "ask":  # the 2026-07-28 multi-round-trip: ask, then answer from the client's reply
+                reply = (params.input_responses or {}).get("who")
+                if isinstance(reply, types.ElicitResult) and reply.content:
+                    return types.CallToolResult(content=text(f"hello {reply.content.get('name')} "
+                                                             f"(state {params.request_state})"))
+                ask = types.ElicitRequest(params=types.ElicitRequestFormParams(
+                    message="Who are you?",
+                    requested_schema={"type": "object", "properties": {"name": {"type": "string"}}}))
+                return types.InputRequiredResult(input_requests={"who": ask}, request_state="asked-once")
             case "garbage":
                 os.write(int(os.environ.get("ECHO_STDOUT_FD", "1")), b"this is not json\n")
                 return types.CallToolResult(content=text("wrote garbage"))
+            case "log":
+                level = args["level"]
+                await ctx.session.send_log_message(level, args["message"], related_request_id=ctx.request_id)
+                return types.CallToolResult(content=text(f"logged at {level}"))
         if params.name.startswith("tool_"):
             return types.CallToolResult(content=text(str(args.get("message", params.name))))
         raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name}")
