@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 NPM    := .cache/npm
 PLUGINS := stdio http example database openapi workspace
 EDITABLE := -e . $(foreach p,$(PLUGINS),-e plugins/$(p))
-NPM_PACKAGES := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-memory@2026.8.31
+NPM_PACKAGES := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/conformance@0.1.13
 
 .PHONY: install dev run test lint bench check clean
 

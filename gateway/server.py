@@ -39,6 +39,9 @@ log = logging.getLogger("manifold.server")
 
 PAGE_SIZE = 500
 _MAX_SESSIONS = 10_000
+_LOG_LEVELS: tuple[types.LoggingLevel, ...] = (
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"
+)
 
 
 class _Server(Server[Any]):
@@ -64,6 +67,7 @@ class GatewayServer:
         self.bridge = asks.Bridge()
         self._sessions: OrderedDict[int, ServerSession] = OrderedDict()
         self._subscribers: dict[str, OrderedDict[int, ServerSession]] = {}
+        self._log_levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # client key -> level it set
         self.server = _Server(
             name,
             version=version,
@@ -85,6 +89,8 @@ class GatewayServer:
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._on_initialized
         )
+        # logging/setLevel for handshake-era clients; registered here, as the constructor kwarg warns (deprecated)
+        self.server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self._set_log_level)
         router.on_change.append(self.notify_list_changed)
 
     # -- sessions and notifications ----------------------------------------------
@@ -119,6 +125,23 @@ class GatewayServer:
                 self._subscribers[exposed].pop(id(session), None)
         await self.bus.publish(ResourceUpdated(uri=exposed))
 
+    async def _set_log_level(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+    ) -> types.EmptyResult:
+        """A client's minimum level for the backends' log messages forwarded during its calls."""
+        key = _client_key(ctx)
+        self._log_levels[key] = params.level
+        self._log_levels.move_to_end(key)
+        while len(self._log_levels) > _MAX_SESSIONS:
+            self._log_levels.popitem(last=False)
+        return types.EmptyResult()
+
+    def _log_wanted(self, ctx: ServerRequestContext[Any, Any], level: types.LoggingLevel) -> bool:
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # 2026: the SDK filters by the request's opt-in
+            return True
+        minimum = self._log_levels.get(_client_key(ctx))
+        return minimum is None or _LOG_LEVELS.index(level) >= _LOG_LEVELS.index(minimum)
+
     # -- tools -------------------------------------------------------------------
 
     async def _list_tools(
@@ -139,6 +162,8 @@ class GatewayServer:
         request_id = ctx.request_id
 
         async def log_to_client(level: types.LoggingLevel, data: Any, logger: str | None) -> None:
+            if not self._log_wanted(ctx, level):
+                return
             try:
                 await session.send_log_message(level, data, logger, related_request_id=request_id)
             except Exception as exc:
