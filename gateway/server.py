@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types as types
 from mcp import MCPError
 from mcp.server import ServerRequestContext
@@ -66,7 +67,9 @@ class GatewayServer:
         self.bus = InMemorySubscriptionBus()
         self.bridge = asks.Bridge()
         self._sessions: OrderedDict[int, ServerSession] = OrderedDict()
-        self._subscribers: dict[str, OrderedDict[int, ServerSession]] = {}
+        self._subscribers: dict[str, OrderedDict[str, ServerSession]] = {}  # URI -> client key -> session
+        self._listening: dict[str, int] = {}  # URI -> open 2026-07-28 listen streams that asked for it
+        self._listen = ListenHandler(self.bus)
         self._log_levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # client key -> level it set
         self.server = _Server(
             name,
@@ -84,7 +87,7 @@ class GatewayServer:
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
             on_completion=self._complete,
-            on_subscriptions_listen=ListenHandler(self.bus),
+            on_subscriptions_listen=self._listen_for,
         )
         self.server.add_notification_handler(
             "notifications/initialized", types.NotificationParams, self._on_initialized
@@ -96,10 +99,10 @@ class GatewayServer:
     # -- sessions and notifications ----------------------------------------------
 
     async def _on_initialized(self, ctx: ServerRequestContext[Any, Any], params: types.NotificationParams) -> None:
-        self._remember(self._sessions, ctx.session)
+        self._remember(self._sessions, id(ctx.session), ctx.session)
 
-    def _remember(self, registry: OrderedDict[int, ServerSession], session: ServerSession) -> None:
-        registry[id(session)] = session
+    def _remember(self, registry: OrderedDict[Any, ServerSession], key: object, session: ServerSession) -> None:
+        registry[key] = session
         while len(registry) > _MAX_SESSIONS:  # sends to closed sessions are dropped; keep the registry bounded
             registry.popitem(last=False)
 
@@ -118,11 +121,11 @@ class GatewayServer:
     async def notify_resource_updated(self, backend: str, uri: str) -> None:
         exposed = next((r.name for r in self.router.catalog.resource_routes.values()
                         if r.backend == backend and r.original == uri), uri)
-        for session in list(self._subscribers.get(exposed, {}).values()):
+        for key, session in list(self._subscribers.get(exposed, {}).items()):
             try:
                 await session.send_resource_updated(exposed)
             except Exception:
-                self._subscribers[exposed].pop(id(session), None)
+                self._subscribers[exposed].pop(key, None)
         await self.bus.publish(ResourceUpdated(uri=exposed))
 
     async def _set_log_level(
@@ -230,18 +233,55 @@ class GatewayServer:
     ) -> types.EmptyResult:
         backend, original = self._resource_owner(str(params.uri))
         await self._forward(backend, backend_call=lambda b: b.subscribe_resource(original))
-        self._remember(self._subscribers.setdefault(str(params.uri), OrderedDict()), ctx.session)
+        self._remember(self._subscribers.setdefault(str(params.uri), OrderedDict()), _client_key(ctx), ctx.session)
         return types.EmptyResult()
 
     async def _unsubscribe(
         self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
     ) -> types.EmptyResult:
         subscribers = self._subscribers.get(str(params.uri), OrderedDict())
-        subscribers.pop(id(ctx.session), None)
-        if not subscribers:
+        subscribers.pop(_client_key(ctx), None)  # ServerSession objects are per request: the client's key
+        if not subscribers and not self._listening.get(str(params.uri)):
             backend, original = self._resource_owner(str(params.uri))
             await self._forward(backend, backend_call=lambda b: b.unsubscribe_resource(original))
         return types.EmptyResult()
+
+    async def _listen_for(
+        self, ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        """A 2026-07-28 listen stream: the backends watch the resources it names for as long as it is open."""
+        async def watch(backend: str, original: str, on: bool) -> None:
+            async def send(b: Backend) -> None:
+                await (b.subscribe_resource(original) if on else b.unsubscribe_resource(original))
+
+            await self._forward(backend, send)
+
+        watched: list[tuple[str, str, str]] = []
+        for uri in params.notifications.resource_subscriptions or ():
+            route = self.router.catalog.resource_route(uri)
+            if route is None:  # honoured and never fires, as for any URI nothing serves
+                continue
+            if not self._subscribers.get(uri) and not self._listening.get(uri):
+                try:
+                    await watch(route.backend, route.original, on=True)
+                except MCPError as exc:
+                    log.warning("backend %s cannot watch %s for a listen stream: %s", route.backend, uri, exc)
+                    continue
+            self._listening[uri] = self._listening.get(uri, 0) + 1
+            watched.append((uri, route.backend, route.original))
+        try:
+            return await self._listen(ctx, params)
+        finally:
+            with anyio.CancelScope(shield=True):  # the client closing its stream cancels this handler
+                for uri, backend, original in watched:
+                    self._listening[uri] -= 1
+                    if self._listening[uri] or self._subscribers.get(uri):
+                        continue
+                    del self._listening[uri]
+                    try:
+                        await watch(backend, original, on=False)
+                    except MCPError as exc:
+                        log.debug("unsubscribing %s at backend %s: %s", uri, backend, exc)
 
     # -- prompts and completions ---------------------------------------------------
 
