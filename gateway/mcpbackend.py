@@ -401,7 +401,8 @@ class McpBackend(Backend):
         """A backend's log message goes to the client whose call it serves, when that can be told."""
         caller = _caller(inflight)
         if caller is not None and caller.log is not None:
-            await caller.log(params.level, params.data, params.logger or self.name)
+            logger = f"{self.name}/{params.logger}" if params.logger else self.name  # always names the backend
+            await caller.log(params.level, params.data, logger)
         else:
             log.info("[%s] %s: %s", self.name, params.level, params.data)
 
