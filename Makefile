@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 NPM    := .cache/npm
 PLUGINS := stdio http example database openapi workspace
 EDITABLE := -e . $(foreach p,$(PLUGINS),-e plugins/$(p))
-NPM_PACKAGES := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/conformance@0.1.13
+NPM_PACKAGES := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-memory@2026.8.31 @modelcontextprotocol/conformance@0.1.13 @modelcontextprotocol/server-filesystem@2026.8.31
 
 .PHONY: install dev run test lint bench check clean
 
@@ -36,8 +36,8 @@ dev: $(VENV)/.dev $(NPM)/.installed
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || \
 	  echo "PostgreSQL could not be installed: its tests will be skipped"
 
-run: install   # also serves the demo notes API (plugins/openapi) on 127.0.0.1:8766 while the gateway runs
-	mkdir -p data
+run: install $(NPM)/.installed   # also serves the demo notes API (plugins/openapi) on 127.0.0.1:8766 while the gateway runs
+	mkdir -p data workspace
 	$(BIN)/python -m manifold_openapi.demo --host 127.0.0.1 --port 8766 & demo=$$!; \
 	trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/manifold serve   # the stdio servers it installs live in .venv/bin

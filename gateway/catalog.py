@@ -173,6 +173,20 @@ class Catalog:
         where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
         return f"{where}: {error.message}"
 
+    def output_errors(self, name: str, structured: dict[str, Any] | None) -> str | None:
+        """Why `structured` does not fit the tool's output schema (None when it does, or there is none)."""
+        tool = self._by_name.get(name)
+        if tool is None or tool.output_schema is None:
+            return None
+        if structured is None:
+            return "no structured content"
+        try:
+            validator = jsonschema.validators.validator_for(tool.output_schema)(tool.output_schema)
+        except jsonschema.SchemaError:
+            return None
+        error = jsonschema.exceptions.best_match(validator.iter_errors(structured))
+        return None if error is None else f"{'/'.join(map(str, error.absolute_path)) or '(result)'}: {error.message}"
+
     def resource_route(self, uri: str) -> Route | None:
         """The backend that serves `uri`: an exact resource, else the template it matches."""
         route = self.resource_routes.get(uri)

@@ -203,6 +203,8 @@ class Router:
                 continue
             args = {fb.renames.get(k, k): v for k, v in arguments.items()}
             result = await self._through_chain(ToolCall(fb.tool, target.backend, target.original, args, ctx))
+            if not result.is_error:
+                result = self._as_primary_output(route.name, fb.tool, result)
             notice = f"[degraded] {refusal}; served by {fb.tool} instead."
             meta = dict(result.meta or {})
             meta[DEGRADED_META] = {"primary": route.name, "backend": route.backend, "reason": refusal,
@@ -215,6 +217,28 @@ class Router:
             hint = f" Its fallbacks ({', '.join(tried)}) are unavailable too."
         self.metrics.call(route.backend, route.name, "unavailable", 0.0)
         return error_result(f"{route.name} cannot be served: {refusal}.{hint}")
+
+    def _as_primary_output(self, primary: str, fallback: str, result: types.CallToolResult) -> types.CallToolResult:
+        """A fallback's result, shaped to the output schema clients know for the primary tool.
+
+        Clients check `structuredContent` against the primary's `outputSchema`. A
+        schema of one required string property (`{"content": "..."}`, common for
+        text tools) is filled from the fallback's text; any other mismatch is an
+        error naming it, rather than a result the client would reject.
+        """
+        problem = self.catalog.output_errors(primary, result.structured_content)
+        if problem is None:
+            return result
+        tool = self.catalog.tool(primary)
+        schema = tool.output_schema if tool is not None else None
+        required = (schema or {}).get("required") or []
+        if len(required) == 1 and (schema or {}).get("properties", {}).get(required[0], {}).get("type") == "string":
+            texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+            shaped = result.model_copy(update={"structured_content": {required[0]: "\n".join(texts)}})
+            if self.catalog.output_errors(primary, shaped.structured_content) is None:
+                return shaped
+        return error_result(f"{primary}: its fallback {fallback} answered in a shape that does not fit "
+                            f"{primary}'s output schema ({problem})")
 
     async def _to_backend(self, call: ToolCall) -> types.CallToolResult:
         backend = self.backends[call.backend]
