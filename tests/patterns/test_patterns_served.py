@@ -179,6 +179,17 @@ async def test_a_reference_to_a_missing_key_is_a_step_error_naming_the_path(gw: 
     assert "now.structured has no 'nope'" in out["steps"][1]["error"]
 
 
+async def test_only_a_read_only_tool_is_retried_and_attempts_say_so(gw: ServedGateway) -> None:
+    key = uuid.uuid4().hex
+    out = await coordinate(gw, {"pattern": "sequential", "on_error": "continue", "steps": [
+        {"id": "read", "tool": "echo__flaky_read", "arguments": {"key": key}},
+        {"id": "write", "tool": "echo__fail"},
+    ]})
+    assert statuses(out) == {"read": "ok", "write": "error"}
+    assert [s["attempts"] for s in out["steps"]] == [2, 1]  # readOnlyHint: one retry; unannotated: none
+    assert out["steps"][0]["content"][0]["text"] == f"read {key}"
+
+
 # -- parallel
 
 

@@ -51,6 +51,9 @@ BASE_TOOLS = [
     types.Tool(name="pid", description="This server's process id", input_schema=obj({})),
     types.Tool(name="grow", description="Add a tool and send list_changed", input_schema=obj({})),
     types.Tool(name="garbage", description="Write a non-JSON line to stdout", input_schema=obj({})),
+    types.Tool(name="flaky_read", description="Read-only; fails the first call for each key, then answers",
+               input_schema=obj({"key": {"type": "string"}}, ["key"]),
+               annotations=types.ToolAnnotations(read_only_hint=True)),
     types.Tool(name="ask", description="2026-07-28 connections only: elicit a name, then greet it",
                input_schema=obj({})),
     types.Tool(name="log", description="Send a log message at a level during the call",
@@ -60,6 +63,7 @@ BASE_TOOLS = [
 
 def build(extra_tools: int, name: str) -> Server[Any]:
     grown: list[types.Tool] = []
+    failed_once: set[str] = set()
     extra = [types.Tool(name=f"tool_{i}", description=f"Extra tool {i}", input_schema=obj({"message": {"type": "string"}}))
              for i in range(extra_tools)]
 
@@ -103,6 +107,12 @@ def build(extra_tools: int, name: str) -> Server[Any]:
                 grown.append(types.Tool(name="grown", description="A tool added at run time", input_schema=obj({"message": {"type": "string"}})))
                 await ctx.session.send_tool_list_changed()
                 return types.CallToolResult(content=text("grown"))
+            case "flaky_read":
+                key = str(args["key"])
+                if key not in failed_once:
+                    failed_once.add(key)
+                    return types.CallToolResult(content=text(f"first call for {key} fails"), is_error=True)
+                return types.CallToolResult(content=text(f"read {key}"))
             case "ask":  # the 2026-07-28 multi-round-trip: ask, then answer from the client's reply
                 reply = (params.input_responses or {}).get("who")
                 if isinstance(reply, types.ElicitResult) and reply.content:
