@@ -134,7 +134,9 @@ def from_tables(
     if not isinstance(routes, dict) or not all(isinstance(r, dict) for r in routes.values()):
         problems.append(Problem(source, "routes", "must be tables", "write [routes.<name>] tables"))
         routes = {}
-    routes = {**routes, **(settings.routes if settings else {})}
+    env_routes = {name: {k: _json_leaf(v) for k, v in table.items()} for name, table in
+                  (settings.routes if settings else {}).items()}  # MANIFOLD_ROUTES__<NAME>__STEPS='[...]'
+    routes = {**routes, **env_routes}
     for name in routes:
         if name in backends or name.startswith(f"{RESERVED_BACKEND}_"):
             problems.append(Problem(source, f"routes.{name}", "name collides with a backend or the gateway",

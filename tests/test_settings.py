@@ -131,6 +131,16 @@ def test_backend_declared_in_env_file_alone(tmp_path, backend_types):
     assert backends["remote"].type == "http" and backends["remote"].url == "http://127.0.0.1:9/mcp"
 
 
+def test_route_declared_in_env_file_alone(tmp_path, backend_types):
+    env_file = write(tmp_path / "e.env", "\n".join([
+        "MANIFOLD_ROUTES__HELLO__PATTERN=sequential",
+        'MANIFOLD_ROUTES__HELLO__STEPS=[{"tool": "ex__greet", "arguments": {"name": "{{ input.who }}"}}]',
+    ]) + "\n")
+    routes = load(backend_types, env_file=env_file).routes
+    assert routes["hello"] == {"pattern": "sequential",
+                               "steps": [{"tool": "ex__greet", "arguments": {"name": "{{ input.who }}"}}]}
+
+
 def test_backend_declared_in_process_env_alone(monkeypatch, backend_types):
     monkeypatch.setenv("MANIFOLD_BACKENDS__TIME__COMMAND", "mcp-server-time")
     monkeypatch.setenv("MANIFOLD_BACKENDS__TIME__ARGS", '["--local-timezone", "Europe/Paris"]')
