@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import MCPError
 from mcp.server.session import ServerSession
 from mcp.shared.message import ServerMessageMetadata
@@ -75,10 +76,21 @@ def direct(session: ServerSession, request_id: types.RequestId | None) -> AskFn:
 
 @dataclass(eq=False)
 class _Parked:
-    """A call of a 2026-07-28 client running in the background, and what it is waiting for."""
+    """A call of a 2026-07-28 client running in the background, and what it is waiting for.
 
-    events: tuple[Any, Any] = field(default_factory=lambda: anyio.create_memory_object_stream[tuple[Any, ...]](8))
+    The call sends `("ask", request, reply)` for each request it makes of the
+    client, then `("done", result)` or `("raise", exc)`; the client's requests
+    receive them one at a time.
+    """
+
+    send: MemoryObjectSendStream[tuple[Any, ...]]
+    receive: MemoryObjectReceiveStream[tuple[Any, ...]]
     reply: _Reply | None = None
+
+    @classmethod
+    def new(cls) -> _Parked:
+        send, receive = anyio.create_memory_object_stream[tuple[Any, ...]](8)
+        return cls(send, receive)
 
 
 @dataclass(eq=False)
@@ -107,9 +119,9 @@ class Bridge:
         """Run `run(ask)` in the background; its result, or the first thing it asks the client."""
         assert self.tasks is not None
         token = secrets.token_urlsafe(18)
-        parked = _Parked()
+        parked = _Parked.new()
         self._parked[token] = parked
-        send = parked.events[0]
+        send = parked.send
 
         async def ask(request: ClientAsk) -> Answer:
             answer = _check(session, request)
@@ -132,7 +144,7 @@ class Bridge:
                 event = ("done", await run(ask))
             except Exception as exc:  # raised to the client's request that is waiting, as it would be inline
                 event = ("raise", exc)
-            with anyio.move_on_after(PARKED_TIMEOUT_S):
+            with send, anyio.move_on_after(PARKED_TIMEOUT_S):
                 await send.send(event)
             self._parked.pop(token, None)
 
@@ -162,9 +174,10 @@ class Bridge:
         return await self._next(token, parked)
 
     async def _next(self, token: str, parked: _Parked) -> types.CallToolResult | types.InputRequiredResult:
-        event = await parked.events[1].receive()
+        event = await parked.receive.receive()
         if event[0] != "ask":
             self._parked.pop(token, None)
+            parked.receive.close()
             if event[0] == "raise":
                 raise event[1]
             result: types.CallToolResult = event[1]

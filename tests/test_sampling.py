@@ -13,6 +13,7 @@ import anyio
 import mcp_types as types
 import pytest
 from conftest import echo_backend, npm_server
+from mcp import MCPError
 from mcp.client.session import ClientRequestContext
 
 from gateway.testing import ServedGateway, served
@@ -183,3 +184,9 @@ async def test_a_2026_backends_round_without_the_capability_is_a_clear_error(gw:
             result = await client.call_tool("modern__ask", {})
     assert result.is_error
     assert "did not declare the elicitation capability" in text(result), text(result)
+
+
+async def test_an_unknown_request_state_is_refused(gw: ServedGateway) -> None:
+    async with gw.client(mode="2026-07-28") as client:
+        with pytest.raises(MCPError, match="unknown or expired request_state"):
+            await client.call_tool("ev__trigger-sampling-request", {"prompt": "x"}, request_state="forged")
