@@ -86,6 +86,7 @@ class _Parked:
     send: MemoryObjectSendStream[tuple[Any, ...]]
     receive: MemoryObjectReceiveStream[tuple[Any, ...]]
     reply: _Reply | None = None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
     @classmethod
     def new(cls) -> _Parked:
@@ -139,11 +140,12 @@ class Bridge:
             return reply.value
 
         async def background() -> None:
-            event: tuple[Any, ...]
-            try:
-                event = ("done", await run(ask))
-            except Exception as exc:  # raised to the client's request that is waiting, as it would be inline
-                event = ("raise", exc)
+            event: tuple[Any, ...] = ("raise", MCPError(types.INTERNAL_ERROR, "manifold: the call was cancelled"))
+            with parked.scope:  # cancelled when the client gives up on the call (see `_next`)
+                try:
+                    event = ("done", await run(ask))
+                except Exception as exc:  # raised to the client's request that is waiting, as it would be inline
+                    event = ("raise", exc)
             with send, anyio.move_on_after(PARKED_TIMEOUT_S):
                 await send.send(event)
             self._parked.pop(token, None)
@@ -174,7 +176,11 @@ class Bridge:
         return await self._next(token, parked)
 
     async def _next(self, token: str, parked: _Parked) -> types.CallToolResult | types.InputRequiredResult:
-        event = await parked.receive.receive()
+        try:
+            event = await parked.receive.receive()
+        except anyio.get_cancelled_exc_class():  # the client cancelled its request: so is the call, at its backend
+            parked.scope.cancel()
+            raise
         if event[0] != "ask":
             self._parked.pop(token, None)
             parked.receive.close()

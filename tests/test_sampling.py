@@ -7,12 +7,13 @@ own request. Backend: @modelcontextprotocol/server-everything over stdio, throug
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import mcp_types as types
 import pytest
-from conftest import echo_backend, npm_server
+from conftest import echo_backend, npm_server, wait_until
 from mcp import MCPError
 from mcp.client.session import ClientRequestContext
 
@@ -190,3 +191,25 @@ async def test_an_unknown_request_state_is_refused(gw: ServedGateway) -> None:
     async with gw.client(mode="2026-07-28") as client:
         with pytest.raises(MCPError, match="unknown or expired request_state"):
             await client.call_tool("ev__trigger-sampling-request", {"prompt": "x"}, request_state="forged")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_client_that_can_be_asked_still_cancels_its_call_at_the_backend(
+    gw: ServedGateway, mode: str, tmp_path: Path
+) -> None:
+    """Calls of a 2026-07-28 client that declared sampling run in the background (they may be parked):
+    cancelling the request still cancels the backend's handler."""
+    marker, started = tmp_path / "cancelled", tmp_path / "started"
+
+    async def sampling(context: ClientRequestContext, params: types.CreateMessageRequestParams) -> Any:
+        return answer("unused")
+
+    async with gw.client(mode=mode, sampling_callback=sampling) as client, anyio.create_task_group() as tg:
+        async def slow() -> None:
+            await client.call_tool("modern__slow", {"seconds": 60, "marker": str(marker), "started": str(started)})
+
+        tg.start_soon(slow)
+        await anyio.to_thread.run_sync(wait_until, started.exists, 30, "the call to start")
+        tg.cancel_scope.cancel()
+    await anyio.to_thread.run_sync(wait_until, lambda: marker.exists() and marker.read_text() == "cancelled", 30,
+                                   "the backend's handler to be cancelled")
