@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import mcp_types as types
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -251,15 +252,17 @@ def _call(args: argparse.Namespace) -> int:
     config, registry = _load(args)
     gateway = Gateway(config, registry)
 
-    async def call() -> Any:
+    async def call() -> types.CallToolResult | UnknownTool:
         async with gateway.run():
             await _start(gateway)
-            return await gateway.router.call(args.tool, arguments)
+            try:  # inside the gateway's task group an exception would come out wrapped in a group
+                return await gateway.router.call(args.tool, arguments)
+            except UnknownTool as exc:
+                return exc
 
-    try:
-        result = anyio.run(call)
-    except UnknownTool as exc:
-        err.print(f"manifold call: {exc}")
+    result = anyio.run(call)
+    if isinstance(result, UnknownTool):
+        err.print(f"manifold call: {result}", highlight=False, soft_wrap=True)
         return 2
     print(json.dumps(result.model_dump(mode="json", by_alias=True, exclude_none=True), indent=2))
     return 1 if result.is_error else 0
