@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from pydantic import Field, SecretStr
 
 from gateway import McpBackend, McpBackendConfig, hookimpl
+from manifold_http.keepalive import KeepAliveTransport
 
 
 class HttpConfig(McpBackendConfig):
@@ -40,7 +41,8 @@ class HttpBackend(McpBackend):
             return
         timeout = httpx2.Timeout(self.config.timeout_s, read=self.config.read_timeout_s)
         async with (
-            httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False) as http,
+            httpx2.AsyncClient(headers=headers, timeout=timeout, follow_redirects=False,
+                               transport=KeepAliveTransport()) as http,
             streamable_http_client(self.config.url, http_client=http) as streams,
         ):
             yield streams
