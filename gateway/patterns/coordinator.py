@@ -25,21 +25,17 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from gateway.backends import ProgressFn
 from gateway.patterns import references
 from gateway.patterns.auto import choose
 from gateway.patterns.base import Pattern, Toolbox
 from gateway.patterns.plan import (
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_TIMEOUT_S,
-    MAX_STEPS,
-    OnError,
     Plan,
     PlanError,
+    PlanModel,
     PlanResult,
-    StepModel,
     StepReport,
     StepResult,
     build_plan,
@@ -55,19 +51,13 @@ ROUTE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SUMMARY_CHARS = 200
 
 
-class RouteConfig(BaseModel):
-    """One `[routes.<name>]` table: a pattern bound to steps, exposed as the tool `<name>`."""
+class RouteConfig(PlanModel):
+    """One `[routes.<name>]` table: a plan bound to its steps, exposed as the tool `<name>`."""
 
-    model_config = ConfigDict(extra="forbid")
-    pattern: str = Field(default="auto", description="the pattern that runs the steps")
     description: str | None = Field(default=None, description="what the route's tool does, for clients")
-    steps: list[StepModel] = Field(min_length=1, max_length=MAX_STEPS)
     input_schema: dict[str, Any] | None = Field(
         default=None, description="JSON schema of the inputs; default: each {{ input.x }} a required string"
     )
-    max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, ge=1, le=64)
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=3600)
-    on_error: OnError = "stop"
 
 
 def route_inputs(route: RouteConfig) -> list[str]:
@@ -169,14 +159,7 @@ class Coordinator:
         return await self._execute(self._route_plan(route, inputs), toolbox, progress)
 
     def _route_plan(self, route: RouteConfig, inputs: Mapping[str, Any]) -> Plan:
-        return build_plan(
-            route.pattern,
-            route.steps,
-            max_concurrency=route.max_concurrency,
-            timeout_s=route.timeout_s,
-            on_error=route.on_error,
-            inputs=dict(inputs),
-        )
+        return build_plan(route, inputs=dict(inputs))
 
     def _runs_as(self, plan: Plan) -> str:
         return choose(plan)[0] if plan.pattern == "auto" else plan.pattern

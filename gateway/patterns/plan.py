@@ -160,34 +160,19 @@ def overall(steps: Sequence[StepResult]) -> PlanStatus:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def parse_plan(arguments: Mapping[str, Any], *, inputs: Mapping[str, Any] | None = None) -> Plan:
+def parse_plan(arguments: Mapping[str, Any]) -> Plan:
     """Read a plan from JSON. Raises PlanError with one problem per mistake, each naming its step."""
     try:
         model = PlanModel.model_validate(dict(arguments))
     except ValidationError as exc:
         raise PlanError(describe_errors(exc, arguments.get("steps"))) from None
-    return build_plan(
-        model.pattern,
-        model.steps,
-        max_concurrency=model.max_concurrency,
-        timeout_s=model.timeout_s,
-        on_error=model.on_error,
-        inputs=inputs,
-    )
+    return build_plan(model)
 
 
-def build_plan(
-    pattern: str,
-    steps: Sequence[StepModel],
-    *,
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    on_error: OnError = "stop",
-    inputs: Mapping[str, Any] | None = None,
-) -> Plan:
-    """A `Plan` from validated models; a step without an id gets `s<position>` (`s1`, `s2`, ...)."""
+def build_plan(model: PlanModel, *, inputs: Mapping[str, Any] | None = None) -> Plan:
+    """A `Plan` from a validated model; a step without an id gets `s<position>` (`s1`, `s2`, ...)."""
     return Plan(
-        pattern=pattern,
+        pattern=model.pattern,
         steps=tuple(
             Step(
                 id=s.id or f"s{n}",
@@ -197,11 +182,11 @@ def build_plan(
                 compensate=Compensation(s.compensate.tool, s.compensate.arguments) if s.compensate else None,
                 timeout_s=s.timeout_s,
             )
-            for n, s in enumerate(steps, start=1)
+            for n, s in enumerate(model.steps, start=1)
         ),
-        max_concurrency=max_concurrency,
-        timeout_s=timeout_s,
-        on_error=on_error,
+        max_concurrency=model.max_concurrency,
+        timeout_s=model.timeout_s,
+        on_error=model.on_error,
         inputs=inputs,
     )
 
