@@ -157,14 +157,7 @@ class Catalog:
 
     def argument_errors(self, name: str, arguments: dict[str, Any]) -> str | None:
         """Why `arguments` do not fit the tool's input schema, or None when they do."""
-        validator = self._validators.get(name)
-        if validator is None:
-            tool = self._by_name[name]
-            try:
-                validator = jsonschema.validators.validator_for(tool.input_schema)(tool.input_schema)
-            except jsonschema.SchemaError:
-                validator = False  # the backend's schema is itself broken: let the backend judge
-            self._validators[name] = validator
+        validator = self._validator(name, self._by_name[name].input_schema)
         if validator is False:
             return None
         error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
@@ -173,6 +166,17 @@ class Catalog:
         where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
         return f"{where}: {error.message}"
 
+    def _validator(self, key: str, schema: dict[str, Any]) -> Validator | Literal[False]:
+        """A compiled validator for `schema`, made once per snapshot; False when the schema itself is broken."""
+        validator = self._validators.get(key)
+        if validator is None:
+            try:
+                validator = jsonschema.validators.validator_for(schema)(schema)
+            except jsonschema.SchemaError:
+                validator = False  # the backend's schema is broken: let the backend (or client) judge
+            self._validators[key] = validator
+        return validator
+
     def output_errors(self, name: str, structured: dict[str, Any] | None) -> str | None:
         """Why `structured` does not fit the tool's output schema (None when it does, or there is none)."""
         tool = self._by_name.get(name)
@@ -180,9 +184,8 @@ class Catalog:
             return None
         if structured is None:
             return "no structured content"
-        try:
-            validator = jsonschema.validators.validator_for(tool.output_schema)(tool.output_schema)
-        except jsonschema.SchemaError:
+        validator = self._validator(f"{name} output", tool.output_schema)
+        if validator is False:
             return None
         error = jsonschema.exceptions.best_match(validator.iter_errors(structured))
         return None if error is None else f"{'/'.join(map(str, error.absolute_path)) or '(result)'}: {error.message}"
