@@ -92,11 +92,13 @@ class ServedGateway:
 
 @contextlib.contextmanager
 def served(
-    config_toml: str, workdir: Path, *, env: Mapping[str, str] | None = None, ready: bool = True,
-    timeout_s: float = 60.0,
+    config_toml: str, workdir: Path, *, env: Mapping[str, str] | None = None, env_file: str = "",
+    inherit_env: bool = True, ready: bool = True, timeout_s: float = 60.0,
 ) -> Iterator[ServedGateway]:
     """Run `manifold serve` with this TOML on a free loopback port, in `workdir`, until exit.
 
+    `env` is added to this process's environment (to nothing but it with
+    `inherit_env=False`); `env_file` is the text of the `--env-file` it reads.
     Waits for `/readyz` to answer 200 (or also 503 with `ready=False`). The process
     runs in its own process group, and the whole group is stopped on exit.
     """
@@ -104,12 +106,13 @@ def served(
     config = workdir / f"manifold-{port}.toml"
     config.write_text(config_toml)
     log = workdir / f"gateway-{port}.log"
-    env_file = workdir / f"empty-{port}.env"
-    env_file.touch()
-    full_env = {**os.environ, "MANIFOLD_PORT": str(port), "MANIFOLD_CONFIG": str(config), **(env or {})}
+    env_path = workdir / f"gateway-{port}.env"
+    env_path.write_text(env_file)
+    base = os.environ if inherit_env else {}
+    full_env = {**base, "MANIFOLD_PORT": str(port), "MANIFOLD_CONFIG": str(config), **(env or {})}
     with log.open("wb") as log_file:  # the child keeps its own copy
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "manifold"), "serve", "--env-file", str(env_file)],
+            [str(Path(sys.executable).parent / "manifold"), "serve", "--env-file", str(env_path)],
             env=full_env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
         )
     gateway = ServedGateway(proc, port, log)
@@ -132,6 +135,41 @@ def _answers_ready(gateway: ServedGateway, ready: bool) -> bool:
     except httpx2.HTTPError:
         return False
     return code == 200 or (not ready and code == 503)
+
+
+@contextlib.contextmanager
+def listening(
+    command: Sequence[str], port: int, *, log: Path | None = None, timeout_s: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server (a backend, an API) in its own process group until it accepts on 127.0.0.1:`port`.
+
+    Its stderr goes to `log` when given (and is quoted if it exits early); the
+    whole group is stopped on exit.
+    """
+    with contextlib.ExitStack() as files:
+        stderr = files.enter_context(log.open("wb")) if log is not None else subprocess.DEVNULL
+        proc = subprocess.Popen(list(command), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not port_open(port):
+            if proc.poll() is not None:
+                said = log.read_text() if log is not None else ""
+                raise RuntimeError(f"{command[0]} exited {proc.returncode} before listening:\n{said}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{' '.join(command)} did not listen on port {port} within {timeout_s:g} s")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,10 +24,10 @@ from typing import Any
 
 import mcp_types as types
 import pytest
-from conftest import NPM, ROOT, free_port, stop_group, wait_until
+from conftest import NPM, ROOT, free_port, stop_group
 from mcp import Client
 
-from gateway.testing import served
+from gateway.testing import listening, served
 
 SUITE = NPM / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 BACKEND = ROOT / "tests" / "servers" / "conformance_server.py"
@@ -95,12 +94,6 @@ def run_all(url: str, out: Path) -> Results:
     return results
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The conformance backend over streamable HTTP, as a subprocess in its own process group."""
@@ -108,19 +101,8 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"{SUITE} (or node) missing: run `make test` (it installs the npm conformance suite)")
     port = free_port()
     log = tmp_path_factory.mktemp("conformance-backend") / "backend.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, str(BACKEND), "--port", str(port)],
-                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-    try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"the conformance backend exited:\n{log.read_text()}")
-            return port_open(port)
-
-        wait_until(up, 30, "the conformance backend")
+    with listening([sys.executable, str(BACKEND), "--port", str(port)], port, log=log):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import mcp_types as types
 import pytest
 from conftest import BIN, ROOT, wait_until
 from mcp import Client
 
-from gateway.testing import ServedGateway, free_port, served, stop_group
+from gateway.testing import ServedGateway, free_port, listening, served
 
 DEFAULT = ROOT / "config" / "manifold.toml"
 
@@ -31,23 +30,11 @@ def test_the_default_config_passes_check() -> None:
 
 
 @pytest.fixture
-def notes_api() -> Iterator[str]:
+def notes_api(tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "manifold_openapi.demo", "--host", "127.0.0.1", "--port", str(port)],
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx2.get(f"{base}/notes", timeout=2).status_code == 200
-        except httpx2.HTTPError:
-            return False
-
-    try:
-        wait_until(up, 30, "the demo notes API")
-        yield base
-    finally:
-        stop_group(proc)
+    demo = [sys.executable, "-m", "manifold_openapi.demo", "--host", "127.0.0.1", "--port", str(port)]
+    with listening(demo, port, log=tmp_path / "notes-api.log"):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway.backends import CallContext
-from gateway.testing import ServedGateway as RunningGateway
+from gateway.testing import ServedGateway, listening, served
 
 SERVER_INFO = "io.modelcontextprotocol/serverInfo"
 HEADER_SECRET = "hdr-secret-5e8f0c"
@@ -60,63 +59,13 @@ def gateway_config(web_url: str) -> str:
 ENV_FILE = f"WEB_SECRET={HEADER_SECRET}\nECHO_SECRET={ENV_SECRET}\n"
 
 
-def start_gateway(folder: Path, config_text: str, env_text: str, env: dict[str, str]) -> RunningGateway:
-    port = free_port()
-    config = folder / "manifold.toml"
-    config.write_text(config_text)
-    env_file = folder / "gateway.env"
-    env_file.write_text(env_text)
-    log = folder / "gateway.log"
-    with log.open("wb") as stderr:  # the child has its own copy
-        proc = subprocess.Popen(
-            [str(BIN / "manifold"), "serve", "--config", str(config), "--env-file", str(env_file)],
-            env={**env, "MANIFOLD_PORT": str(port)}, cwd=folder, stdout=subprocess.DEVNULL, stderr=stderr,
-            start_new_session=True,
-        )
-    gw = RunningGateway(proc, port, log)
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError(f"gateway exited {proc.returncode}:\n{log.read_text()}")
-        try:
-            return httpx2.get(f"{gw.base}/readyz", timeout=2).status_code == 200
-        except httpx2.HTTPError:
-            return False
-
-    try:
-        wait_until(ready, 60, "the gateway to be ready")
-    except BaseException:
-        stop_group(proc)
-        raise
-    return gw
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Our echo server over streamable HTTP, as a subprocess in its own process group."""
     port = free_port()
     log = tmp_path_factory.mktemp("web") / "web.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen([sys.executable, ECHO_SERVER, "--http", str(port), "--name", "web"],
-                                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
-    try:
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"echo server exited:\n{log.read_text()}")
-            return port_open(port)
-
-        wait_until(up, 30, "the HTTP echo server")
+    with listening([sys.executable, ECHO_SERVER, "--http", str(port), "--name", "web"], port, log=log):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_group(proc)
 
 
 @pytest.fixture(scope="module")
@@ -125,13 +74,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gw(folder: Path, web: str) -> Iterator[RunningGateway]:
+def gw(folder: Path, web: str) -> Iterator[ServedGateway]:
     """One gateway for the module: four working backends, one slow-timeout one, one that cannot start."""
-    gateway = start_gateway(folder, gateway_config(web), ENV_FILE, clean_env(OUTER_ONLY="outer-value"))
-    try:
+    with served(gateway_config(web), folder, env=clean_env(OUTER_ONLY="outer-value"), env_file=ENV_FILE,
+                inherit_env=False) as gateway:
         yield gateway
-    finally:
-        stop_group(gateway.proc)
 
 
 def comparable(result: types.CallToolResult) -> dict[str, Any]:

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
 from mcp import Client
 
-from gateway.testing import free_port, served, stop_group
+from gateway.testing import free_port, listening, served
 
 ECHO_SERVER = Path(__file__).resolve().parents[3] / "tests" / "servers" / "echo_server.py"
 CALLS = 60
@@ -33,20 +30,8 @@ def sockets_to(port: int) -> int:
 @pytest.fixture
 def echo_port() -> Iterator[int]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ECHO_SERVER), "--http", str(port)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                httpx2.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
-                break
-            except httpx2.HTTPError:
-                if proc.poll() is not None:
-                    raise RuntimeError("the echo server exited") from None
-                time.sleep(0.05)
+    with listening([sys.executable, str(ECHO_SERVER), "--http", str(port)], port):
         yield port
-    finally:
-        stop_group(proc)
 
 
 async def test_calls_reuse_connections_to_the_backend(echo_port: int, tmp_path: Path) -> None:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
-import httpx2
 import pytest
 import uvicorn
 from openapi_servers import Recorder, recorder_app
 
-from gateway.testing import free_port, stop_group
+from gateway.testing import free_port, listening
 
 
 @pytest.fixture(scope="session")
@@ -45,28 +42,9 @@ def recorder(recorder_server: Recorder) -> Recorder:
 
 
 @pytest.fixture(scope="session")
-def demo() -> Iterator[str]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of a running demo notes API."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "manifold_openapi.demo", "--port", str(port), "--host", "127.0.0.1"],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the demo exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''!r}")
-            try:
-                httpx2.get(f"{base}/openapi.json", timeout=2)
-                break
-            except httpx2.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)  # polling for readiness, as gateway.testing.served does
-        yield base
-    finally:
-        stop_group(proc)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with listening([sys.executable, "-m", "manifold_openapi.demo", "--port", str(port), "--host", "127.0.0.1"],
+                   port, log=tmp_path_factory.mktemp("demo") / "demo.log"):
+        yield f"http://127.0.0.1:{port}"
