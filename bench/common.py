@@ -292,6 +292,20 @@ async def timed(fn: Callable[[], Awaitable[Any]], n: int) -> list[float]:
     return out
 
 
+async def interleaved(res: Results, area: str, figure: str, via: Callable[[], Awaitable[Any]],
+                      direct: Callable[[], Awaitable[Any]], note: str, runs: int = 30) -> None:
+    """Median time of `via` against `direct`: 3 warm-up calls each, then `runs` each in 3 interleaved rounds."""
+    await timed(via, 3)
+    await timed(direct, 3)
+    via_times: list[float] = []
+    direct_times: list[float] = []
+    for _ in range(3):
+        via_times += await timed(via, runs // 3)
+        direct_times += await timed(direct, runs // 3)
+    res.add(area, figure, median(via_times) * 1e3, median(direct_times) * 1e3, "ms",
+            note=f"median of {len(via_times)}; {note}")
+
+
 async def call_ok(client: Client, tool: str, args: dict[str, Any] | None = None) -> Any:
     result = await client.call_tool(tool, args if args is not None else ECHO_ARGS)
     if result.is_error:

@@ -15,12 +15,10 @@ from typing import Any
 
 from mcp import Client
 
-from bench.common import BIN, BenchError, Results, median, start_gateway, stop, timed
+from bench.common import BIN, BenchError, Results, interleaved, start_gateway, stop
 
 AREA = "plugins"
 ROWS = 1000
-RUNS = 30
-"""Timed calls per side, in 3 interleaved rounds."""
 MIB = 1024 * 1024
 
 
@@ -39,17 +37,6 @@ async def run(res: Results, tmp: Path) -> None:
         await _workspace(res, tmp)
     else:
         res.note("plugins: workspace plugin not installed; its figure skipped")
-
-
-async def _compare(res: Results, figure: str, gw_call: Any, local_call: Any, note: str) -> None:
-    await timed(gw_call, 3)
-    await timed(local_call, 3)
-    via: list[float] = []
-    local: list[float] = []
-    for _ in range(3):
-        via += await timed(gw_call, RUNS // 3)
-        local += await timed(local_call, RUNS // 3)
-    res.add(AREA, figure, median(via) * 1e3, median(local) * 1e3, "ms", note=f"median of {len(via)}; {note}")
 
 
 def _backend(type_name: str, table: dict[str, Any]) -> Any:
@@ -83,7 +70,7 @@ async def _database(res: Results, tmp: Path) -> None:
                 if r.is_error or len((r.structured_content or {}).get("rows", [])) != ROWS:
                     raise BenchError(f"query in-process: {str(r.content)[:300]}")
 
-            await _compare(res, f"database query of {ROWS} rows", via, local, "direct = backend in-process")
+            await interleaved(res, AREA, f"database query of {ROWS} rows", via, local, "direct = backend in-process")
     finally:
         stop(gw)
 
@@ -126,7 +113,7 @@ async def _workspace(res: Results, tmp: Path) -> None:
                 if r.is_error or sum(len(getattr(c, "text", "")) for c in r.content) < size:
                     raise BenchError(f"read in-process: {str(r.content)[:300]}")
 
-            await _compare(res, f"workspace read of a {size / MIB:.2f} MiB text file", via, local,
+            await interleaved(res, AREA, f"workspace read of a {size / MIB:.2f} MiB text file", via, local,
                            "direct = backend in-process")
     finally:
         stop(gw)

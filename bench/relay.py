@@ -14,11 +14,9 @@ from typing import Any
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 
-from bench.common import ROOT, BenchError, Results, median, start_echo_http, start_gateway, stop, timed
+from bench.common import ROOT, BenchError, Results, interleaved, start_echo_http, start_gateway, stop
 
 AREA = "relay"
-RUNS = 30
-"""Timed calls per side, in 3 interleaved rounds."""
 STEPS = 100
 EVERYTHING = ROOT / ".cache/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
@@ -29,18 +27,6 @@ async def run(res: Results, tmp: Path) -> None:
         await _sampling(res, tmp)
     else:
         res.note(f"relay: {EVERYTHING} missing (make test installs it); the sampling figure is skipped")
-
-
-async def _compare(res: Results, figure: str, via: Any, direct: Any, note: str) -> None:
-    await timed(via, 3)
-    await timed(direct, 3)
-    gw_times: list[float] = []
-    direct_times: list[float] = []
-    for _ in range(3):
-        gw_times += await timed(via, RUNS // 3)
-        direct_times += await timed(direct, RUNS // 3)
-    res.add(AREA, figure, median(gw_times) * 1e3, median(direct_times) * 1e3, "ms",
-            note=f"median of {len(gw_times)}; {note}")
 
 
 async def _progress(res: Results, tmp: Path) -> None:
@@ -61,8 +47,9 @@ async def _progress(res: Results, tmp: Path) -> None:
 
                 return call
 
-            await _compare(res, f"call streaming {STEPS} progress notifications", caller(via_client, "echo__progress"),
-                           caller(direct_client, "progress"), "echo server over HTTP, handshake-era client")
+            await interleaved(res, AREA, f"call streaming {STEPS} progress notifications",
+                              caller(via_client, "echo__progress"), caller(direct_client, "progress"),
+                              "echo server over HTTP, handshake-era client")
     finally:
         stop(gw)
         stop(echo.proc)
@@ -87,9 +74,9 @@ async def _sampling(res: Results, tmp: Path) -> None:
 
                 return call
 
-            await _compare(res, "sampling round trip (backend asks, client answers)",
-                           caller(via_client, "ev__trigger-sampling-request"),
-                           caller(direct_client, "trigger-sampling-request"),
-                           "server-everything over stdio, handshake-era client")
+            await interleaved(res, AREA, "sampling round trip (backend asks, client answers)",
+                              caller(via_client, "ev__trigger-sampling-request"),
+                              caller(direct_client, "trigger-sampling-request"),
+                              "server-everything over stdio, handshake-era client")
     finally:
         stop(gw)
