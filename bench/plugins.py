@@ -114,6 +114,6 @@ async def _workspace(res: Results, tmp: Path) -> None:
                     raise BenchError(f"read in-process: {str(r.content)[:300]}")
 
             await interleaved(res, AREA, f"workspace read of a {size / MIB:.2f} MiB text file", via, local,
-                           "direct = backend in-process")
+                              "direct = backend in-process")
     finally:
         stop(gw)
