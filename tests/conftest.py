@@ -7,10 +7,12 @@ that group at teardown; nothing is ever ended by name.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,23 @@ BIN = Path(sys.executable).parent
 def echo_backend(name: str = "echo", **extra: object) -> dict[str, object]:
     """A `[backends.x]` table running our test server over stdio."""
     return {"command": sys.executable, "args": [ECHO_SERVER, "--name", name], **extra}
+
+
+def toml_table(name: str, table: dict[str, Any]) -> str:
+    """`[backends.<name>]` in TOML, from the table as a dict (strings, numbers, booleans, lists, inline tables)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, str):
+            return json.dumps(v)  # a JSON string is a TOML basic string
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return str(v)
+
+    return f"[backends.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items()) + "\n"
 
 
 def npm_server(package: str) -> list[str]:

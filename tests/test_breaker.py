@@ -9,7 +9,7 @@ from pathlib import Path
 
 import anyio
 import mcp_types as types
-from conftest import echo_backend
+from conftest import echo_backend, toml_table
 from mcp import Client
 
 from gateway.health import BREAKER_COOLDOWN_S, FAILURES_TO_OPEN
@@ -20,18 +20,11 @@ def text(result: types.CallToolResult) -> str:
     return "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
 
 
-def table(name: str, **extra: object) -> str:
-    cfg = echo_backend(name)
-    lines = [f"[backends.{name}]", f'command = "{cfg["command"]}"',
-             "args = [" + ", ".join(f'"{a}"' for a in cfg["args"]) + "]"]  # type: ignore[union-attr]
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    return "\n".join(lines) + "\n\n"
-
-
 async def test_breaker_opens_refuses_at_once_and_a_probe_closes_it(
     serve_gateway: Callable[..., ServedGateway], tmp_path: Path
 ) -> None:
-    gw = serve_gateway(table("echo", call_timeout_s=0.3) + table("other"))
+    echo = toml_table("echo", echo_backend("echo", call_timeout_s=0.3))
+    gw = serve_gateway(echo + toml_table("other", echo_backend("other")))
     async with Client(gw.url) as client:
         for n in range(FAILURES_TO_OPEN):
             result = await client.call_tool("echo__slow", {"seconds": 30, "marker": str(tmp_path / f"m{n}")})

@@ -8,17 +8,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import BIN, echo_backend
+from conftest import BIN, echo_backend, toml_table
 
 from gateway.testing import ServedGateway
 
 
 def config(tmp_path: Path) -> Path:
-    cfg = echo_backend("echo")
-    args = ", ".join(json.dumps(a) for a in cfg["args"])  # type: ignore[union-attr]
     path = tmp_path / "manifold.toml"
-    path.write_text(f'[backends.echo]\ncommand = {json.dumps(cfg["command"])}\nargs = [{args}]\n\n'
-                    '[backends.hi]\ntype = "example"\n')
+    path.write_text(toml_table("echo", echo_backend("echo")) + toml_table("hi", {"type": "example"}))
     (tmp_path / "empty.env").touch()
     return path
 

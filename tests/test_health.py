@@ -35,7 +35,7 @@ import pytest
 from conftest import ECHO_SERVER, echo_backend, free_port, stop_group
 from mcp import Client, MCPError
 
-from gateway.testing import ServedGateway as RunningGateway
+from gateway.testing import ServedGateway
 
 T = TypeVar("T")
 
@@ -133,13 +133,13 @@ def now(check: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     return probe
 
 
-async def backend_status(gw: RunningGateway, name: str) -> dict[str, Any]:
+async def backend_status(gw: ServedGateway, name: str) -> dict[str, Any]:
     async with httpx2.AsyncClient(timeout=10) as http:
         status = (await http.get(f"{gw.base}/status")).json()
     return next(b for b in status["backends"] if b["name"] == name)  # type: ignore[no-any-return]
 
 
-def in_state(gw: RunningGateway, name: str, state: str, *,
+def in_state(gw: ServedGateway, name: str, state: str, *,
              restarts: int = 0) -> Callable[[], Awaitable[dict[str, Any] | None]]:
     async def probe() -> dict[str, Any] | None:
         b = await backend_status(gw, name)
@@ -148,7 +148,7 @@ def in_state(gw: RunningGateway, name: str, state: str, *,
     return probe
 
 
-async def ready(gw: RunningGateway) -> int:
+async def ready(gw: ServedGateway) -> int:
     async with httpx2.AsyncClient(timeout=10) as http:
         return (await http.get(f"{gw.base}/readyz")).status_code
 
@@ -169,7 +169,7 @@ class Notices:
 
 
 @asynccontextmanager
-async def connect(gw: RunningGateway) -> AsyncIterator[tuple[Client, Notices]]:
+async def connect(gw: ServedGateway) -> AsyncIterator[tuple[Client, Notices]]:
     """A handshake-era client: it gets list_changed pushed on its session."""
     notices = Notices()
     async with Client(gw.url, mode="legacy", cache=None, message_handler=notices.handle) as client:

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from conftest import echo_backend
+from conftest import echo_backend, toml_table
 from mcp import Client
 
 from gateway.testing import ServedGateway
@@ -21,9 +21,7 @@ INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
 
 
 def config() -> str:
-    cfg = echo_backend("echo")
-    args = ", ".join(json.dumps(a) for a in cfg["args"])  # type: ignore[union-attr]
-    return f'[backends.echo]\ncommand = {json.dumps(cfg["command"])}\nargs = [{args}]\n'
+    return toml_table("echo", echo_backend("echo"))
 
 
 def post(gw: ServedGateway, body: Any, **headers: str) -> httpx2.Response:

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from conftest import echo_backend, npm_server, wait_until
+from conftest import echo_backend, npm_server, toml_table, wait_until
 from mcp import MCPError
 from mcp.client.session import ClientRequestContext
 
@@ -22,19 +22,12 @@ from gateway.testing import ServedGateway, served
 MODES = ["legacy", "2026-07-28"]
 
 
-def table(name: str, command: list[str], **extra: str) -> str:
-    """A `[backends.<name>]` TOML table running `command` over stdio."""
-    args = ", ".join(f'"{a}"' for a in command[1:])
-    lines = [f"[backends.{name}]", f'command = "{command[0]}"', f"args = [{args}]"]
-    return "\n".join(lines + [f'{k} = "{v}"' for k, v in extra.items()]) + "\n\n"
-
-
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedGateway]:
-    everything = [*npm_server("server-everything"), "stdio"]
-    echo = echo_backend("modern")
-    config = (table("ev", everything) + table("solo", everything, session="per_client")
-              + table("modern", [str(echo["command"]), *echo["args"]], mode="2026-07-28"))  # type: ignore[misc]
+    command, *args = [*npm_server("server-everything"), "stdio"]
+    everything = {"command": command, "args": args}
+    config = (toml_table("ev", everything) + toml_table("solo", {**everything, "session": "per_client"})
+              + toml_table("modern", echo_backend("modern", mode="2026-07-28")))
     with served(config, tmp_path_factory.mktemp("sampling")) as g:
         yield g
 

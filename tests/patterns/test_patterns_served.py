@@ -20,25 +20,10 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from conftest import BIN, echo_backend, npm_server, wait_until
+from conftest import BIN, echo_backend, npm_server, toml_table, wait_until
 from mcp import Client
 
 from gateway.testing import ServedGateway, served
-
-
-def toml_table(name: str, table: dict[str, Any]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        return str(v)
-
-    return f"[backends.{name}]\n" + "".join(f"{k} = {value(v)}\n" for k, v in table.items()) + "\n"
 
 
 @pytest.fixture(scope="module")
